@@ -94,8 +94,11 @@ export function findHeadEnd(
 ): number {
   const scanEnd = Math.min(bytes.length, limits.maxHeadBytes);
   let lines = 0;
-  for (let i = bytes.indexOf(0x0a); i !== -1 && i < scanEnd;
-    i = bytes.indexOf(0x0a, i + 1)) {
+  for (
+    let i = bytes.indexOf(0x0a);
+    i !== -1 && i < scanEnd;
+    i = bytes.indexOf(0x0a, i + 1)
+  ) {
     const next = bytes[i + 1];
     if (i + 1 < scanEnd && next === 0x0a) return i + 2;
     if (i + 2 < scanEnd && next === 0x0d && bytes[i + 2] === 0x0a) {
