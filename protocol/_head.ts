@@ -99,17 +99,17 @@ export function findHeadEnd(
     i !== -1 && i < scanEnd;
     i = bytes.indexOf(0x0a, i + 1)
   ) {
-    const next = bytes[i + 1];
-    if (i + 1 < scanEnd && next === 0x0a) return i + 2;
-    if (i + 2 < scanEnd && next === 0x0d && bytes[i + 2] === 0x0a) {
-      return i + 3;
-    }
-    // The first line is the start line; every later one is a header.
-    if (++lines > limits.maxHeaders + 1 && i + 1 < scanEnd) {
+    // This line feed ends the start line or a header line.
+    if (++lines > limits.maxHeaders + 1) {
       throw new ProtocolLimitError(
         `Cannot parse ${what}: more than ${limits.maxHeaders} header lines`,
         { offset: i + 1 },
       );
+    }
+    const next = bytes[i + 1];
+    if (i + 1 < scanEnd && next === 0x0a) return i + 2;
+    if (i + 2 < scanEnd && next === 0x0d && bytes[i + 2] === 0x0a) {
+      return i + 3;
     }
   }
   if (bytes.length >= limits.maxHeadBytes) {

@@ -107,6 +107,8 @@ export class ChunkDecoder {
   #size: SizeLine | null = null;
   #failure: Error | null = null;
   #lostSinceReset = false;
+  #frames = 0;
+  #compressedFrames = 0;
 
   /**
    * Constructs a new instance.
@@ -127,6 +129,16 @@ export class ChunkDecoder {
   /** Bytes of the tunnel consumed so far (the offset of the next frame). */
   get offset(): number {
     return this.#offset;
+  }
+
+  /** Frames decoded so far, lost ones included. */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /** How many of those frames were compressed (`Z` on the size line). */
+  get compressedFrames(): number {
+    return this.#compressedFrames;
   }
 
   /** Bytes received but not yet decoded. */
@@ -209,6 +221,8 @@ export class ChunkDecoder {
     this.#start += total;
     this.#offset += total;
     this.#size = null;
+    this.#frames++;
+    if (size.compressed) this.#compressedFrames++;
     if (size.reset) {
       this.#inflater.reset();
       this.#lostSinceReset = false;

@@ -1,6 +1,6 @@
 // Copyright 2026 the Kitewire authors. MIT license.
 import assert from "node:assert/strict";
-import { type Chunk, type LostChunk } from "./chunk.ts";
+import type { Chunk, LostChunk } from "./chunk.ts";
 import { ChunkDecoder } from "./chunk_decoder.ts";
 import { ChunkEncoder } from "./chunk_encoder.ts";
 import { ProtocolError, ProtocolLimitError } from "./errors.ts";

@@ -2,7 +2,7 @@
 // Hostile inputs S1–S3 of the reliability plan (§4.4): each is rejected with
 // a typed error, early, and without the codec holding more than 16 MiB.
 import assert from "node:assert/strict";
-import { type Chunk, type LostChunk } from "./chunk.ts";
+import type { Chunk, LostChunk } from "./chunk.ts";
 import { ChunkDecoder } from "./chunk_decoder.ts";
 import { ProtocolError, ProtocolLimitError } from "./errors.ts";
 import { latin1Bytes } from "../tests/_captures.ts";

@@ -2,7 +2,7 @@
 // Property tests of the chunk codec (fast-check, fixed seed).
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Chunk, type LostChunk } from "./chunk.ts";
+import type { Chunk, LostChunk } from "./chunk.ts";
 import { ChunkDecoder } from "./chunk_decoder.ts";
 import { ChunkEncoder } from "./chunk_encoder.ts";
 import { ProtocolError, ProtocolLimitError } from "./errors.ts";

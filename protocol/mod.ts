@@ -26,3 +26,7 @@ export * from "./errors.ts";
 export * from "./chunk.ts";
 export * from "./chunk_decoder.ts";
 export * from "./chunk_encoder.ts";
+export * from "./sign.ts";
+export * from "./kite.ts";
+export * from "./handshake.ts";
+export * from "./sniff.ts";

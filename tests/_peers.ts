@@ -35,6 +35,7 @@ export function findPeer(program: string, debianPackage: string): PeerCheck {
   if (Deno.env.get(REQUIRE_ENV) === "1") {
     throw new Error(`${message}; ${REQUIRE_ENV}=1 makes this a failure`);
   }
+  // deno-lint-ignore no-console
   console.warn(`skipping tests that need ${program}: ${message}`);
   return { available: false, message };
 }
