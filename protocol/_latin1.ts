@@ -20,6 +20,19 @@ export function decodeLatin1(
 /** Encodes a string as Latin-1; throws TypeError on chars above U+00FF. */
 export function encodeLatin1(text: string): Uint8Array {
   const out = new Uint8Array(text.length);
+  writeLatin1(out, 0, text);
+  return out;
+}
+
+/**
+ * Writes `text` as Latin-1 into `target` at `at` and returns the offset just
+ * past it; throws TypeError on chars above U+00FF.
+ */
+export function writeLatin1(
+  target: Uint8Array,
+  at: number,
+  text: string,
+): number {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code > 0xff) {
@@ -29,7 +42,7 @@ export function encodeLatin1(text: string): Uint8Array {
         } at index ${i} is not Latin-1`,
       );
     }
-    out[i] = code;
+    target[at++] = code;
   }
-  return out;
+  return at;
 }

@@ -11,6 +11,7 @@ import {
   type ChunkHeaderLimits,
   decodeChunkPayload,
   DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_HEADERS,
   findChunkBody,
   type LostChunk,
 } from "./chunk.ts";
@@ -116,13 +117,30 @@ export class ChunkDecoder {
    * @param options Limits.
    */
   constructor(options: ChunkDecoderOptions = {}) {
-    this.#maxChunkSize = options.maxChunkSize ?? DEFAULT_MAX_CHUNK_SIZE;
-    this.#maxSizeDigits = options.maxSizeDigits ?? DEFAULT_MAX_SIZE_DIGITS;
+    this.#maxChunkSize = limit(
+      "maxChunkSize",
+      options.maxChunkSize ?? DEFAULT_MAX_CHUNK_SIZE,
+    );
+    this.#maxSizeDigits = limit(
+      "maxSizeDigits",
+      options.maxSizeDigits ?? DEFAULT_MAX_SIZE_DIGITS,
+    );
+    if (this.#maxSizeDigits > 13) {
+      throw new RangeError(
+        `Cannot create chunk decoder: maxSizeDigits ${this.#maxSizeDigits} exceeds 13 (sizes must stay exact numbers)`,
+      );
+    }
     // hex "Z" hex "R" CR LF
     this.#maxSizeLine = 2 * this.#maxSizeDigits + 4;
     this.#limits = {
-      maxHeaderBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
-      maxHeaders: options.maxHeaders ?? 64,
+      maxHeaderBytes: limit(
+        "maxHeaderBytes",
+        options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+      ),
+      maxHeaders: limit(
+        "maxHeaders",
+        options.maxHeaders ?? DEFAULT_MAX_HEADERS,
+      ),
     };
   }
 
@@ -421,6 +439,15 @@ export class ChunkDecoder {
       );
     }
   }
+}
+
+function limit(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot create chunk decoder: ${name} ${value} is not a positive integer`,
+    );
+  }
+  return value;
 }
 
 function hexDigit(c: number): number {

@@ -460,3 +460,12 @@ Deno.test("ChunkDecoder limits are options", () => {
   short.push(latin1Bytes("100"));
   assert.throws(() => short.next(), /size has more than 2 hex digits/);
 });
+
+Deno.test("ChunkDecoder refuses limits that are not positive integers", () => {
+  assert.throws(
+    () => new ChunkDecoder({ maxChunkSize: 0 }),
+    /^RangeError: Cannot create chunk decoder: maxChunkSize 0 is not a positive integer$/,
+  );
+  assert.throws(() => new ChunkDecoder({ maxHeaders: 1.5 }), RangeError);
+  assert.throws(() => new ChunkDecoder({ maxSizeDigits: 14 }), /exceeds 13/);
+});

@@ -7,6 +7,7 @@
  */
 
 import { type Chunk, formatChunkHeaders } from "./chunk.ts";
+import { writeLatin1 } from "./_latin1.ts";
 import { SyncDeflater } from "./_zlib.ts";
 
 /** Options for {@linkcode ChunkEncoder}. */
@@ -118,10 +119,14 @@ export class ChunkEncoder {
         `Cannot create chunk encoder: maxFrameBody ${this.#maxFrameBody} is not a positive integer`,
       );
     }
-    this.#compressMinBytes = options.compressMinBytes ??
-      DEFAULT_COMPRESS_MIN_BYTES;
-    this.#minCompressedFrameBytes = options.minCompressedFrameBytes ??
-      DEFAULT_MIN_COMPRESSED_FRAME_BYTES;
+    this.#compressMinBytes = nonNegative(
+      "compressMinBytes",
+      options.compressMinBytes ?? DEFAULT_COMPRESS_MIN_BYTES,
+    );
+    this.#minCompressedFrameBytes = nonNegative(
+      "minCompressedFrameBytes",
+      options.minCompressedFrameBytes ?? DEFAULT_MIN_COMPRESSED_FRAME_BYTES,
+    );
   }
 
   /** Whether data frames may be compressed. */
@@ -241,6 +246,15 @@ export class ChunkEncoder {
   }
 }
 
+function nonNegative(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot create chunk encoder: ${name} ${value} is not a non-negative integer`,
+    );
+  }
+  return value;
+}
+
 function plainFrame(
   headers: string,
   body: Uint8Array,
@@ -254,19 +268,4 @@ function plainFrame(
   at = writeLatin1(frame, at, headers);
   frame.set(body, at);
   return frame;
-}
-
-function writeLatin1(target: Uint8Array, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0xff) {
-      throw new TypeError(
-        `Cannot encode chunk: character U+${
-          code.toString(16).padStart(4, "0")
-        } in a header is not Latin-1`,
-      );
-    }
-    target[at++] = code;
-  }
-  return at;
 }
