@@ -59,6 +59,9 @@ export const DEFAULT_MIN_COMPRESSED_FRAME_BYTES = 512;
 
 /** Most data frames in a row sent plain without trying compression. */
 const MAX_COMPRESSION_BACKOFF = 64;
+/** Frames up to this size are carved from a shared slab, not allocated. */
+const SLAB_FRAME_BYTES = 4096;
+const SLAB_BYTES = 65536;
 
 /**
  * Encodes chunks into wire frames for one tunnel direction. It never emits a
@@ -97,6 +100,8 @@ export class ChunkEncoder {
   #resetPending = false;
   #skip = 0;
   #backoff = 1;
+  #slab = new Uint8Array(0);
+  #slabUsed = 0;
 
   /**
    * Constructs a new instance.
@@ -203,7 +208,28 @@ export class ChunkEncoder {
         if (compressed !== null) return compressed;
       }
     }
-    return plainFrame(headers, body, plainSize);
+    const sizeLine = plainSize.toString(16);
+    const frame = this.#allocate(sizeLine.length + 2 + plainSize);
+    let at = writeLatin1(frame, 0, sizeLine);
+    frame[at++] = 0x0d;
+    frame[at++] = 0x0a;
+    at = writeLatin1(frame, at, headers);
+    frame.set(body, at);
+    return frame;
+  }
+
+  /**
+   * A buffer for one frame. Small ones are views into a shared slab (a new
+   * Uint8Array costs more than encoding a small frame); a slab is never
+   * reused, so a frame stays valid for as long as the caller holds it.
+   */
+  #allocate(size: number): Uint8Array {
+    if (size > SLAB_FRAME_BYTES) return new Uint8Array(size);
+    if (this.#slabUsed + size > this.#slab.length) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabUsed = 0;
+    }
+    return this.#slab.subarray(this.#slabUsed, this.#slabUsed += size);
   }
 
   /** The compressed frame, or null when it must go plain. */
@@ -234,7 +260,7 @@ export class ChunkEncoder {
     if (deflated.length >= plainSize) this.#fail();
     else this.#backoff = 1;
     this.#resetPending = false;
-    const frame = new Uint8Array(wireBytes);
+    const frame = this.#allocate(wireBytes);
     writeLatin1(frame, 0, sizeLine);
     frame.set(deflated, sizeLine.length);
     return frame;
@@ -253,19 +279,4 @@ function nonNegative(name: string, value: number): number {
     );
   }
   return value;
-}
-
-function plainFrame(
-  headers: string,
-  body: Uint8Array,
-  plainSize: number,
-): Uint8Array {
-  const sizeLine = plainSize.toString(16);
-  const frame = new Uint8Array(sizeLine.length + 2 + plainSize);
-  let at = writeLatin1(frame, 0, sizeLine);
-  frame[at++] = 0x0d;
-  frame[at++] = 0x0a;
-  at = writeLatin1(frame, at, headers);
-  frame.set(body, at);
-  return frame;
 }
