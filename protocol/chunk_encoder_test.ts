@@ -12,7 +12,7 @@ function sizeLines(wire: Uint8Array): string[] {
   decoder.push(wire);
   const lines: string[] = [];
   let at = 0;
-  for (let c; (c = decoder.next()) !== null;) {
+  while (decoder.next() !== null) {
     lines.push(latin1.decode(wire.subarray(at, wire.indexOf(13, at))));
     at = decoder.offset;
   }

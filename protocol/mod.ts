@@ -30,3 +30,6 @@ export * from "./sign.ts";
 export * from "./kite.ts";
 export * from "./handshake.ts";
 export * from "./sniff.ts";
+export * from "./sniff_http.ts";
+export * from "./sniff_tls.ts";
+export * from "./sniff_stream.ts";

@@ -21,7 +21,11 @@ export interface CaptureConnection {
   relayToClient: Uint8Array;
 }
 
-const CAPTURE_DIR = new URL("../protocol/testdata/captures/", import.meta.url);
+/** Where the capture files are. */
+export const CAPTURE_DIR = new URL(
+  "../protocol/testdata/captures/",
+  import.meta.url,
+);
 
 /** Names of the capture files. */
 export const CAPTURES = [
