@@ -18,3 +18,4 @@
  */
 
 export * from "./protocol/mod.ts";
+export * from "./relay/mod.ts";

@@ -149,6 +149,14 @@ export class ChunkDecoder {
     return this.#offset;
   }
 
+  /**
+   * Whether a framing error stopped the decoder for good: every later
+   * {@linkcode next} throws it again, and the tunnel must be closed.
+   */
+  get failed(): boolean {
+    return this.#failure !== null;
+  }
+
   /** Frames decoded so far, lost ones included. */
   get frames(): number {
     return this.#frames;

@@ -102,6 +102,8 @@ export class ChunkEncoder {
   #backoff = 1;
   #slab = new Uint8Array(0);
   #slabUsed = 0;
+  #frames = 0;
+  #compressedFrames = 0;
 
   /**
    * Constructs a new instance.
@@ -132,6 +134,16 @@ export class ChunkEncoder {
       "minCompressedFrameBytes",
       options.minCompressedFrameBytes ?? DEFAULT_MIN_COMPRESSED_FRAME_BYTES,
     );
+  }
+
+  /** Frames encoded so far. */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /** How many of those frames were compressed. */
+  get compressedFrames(): number {
+    return this.#compressedFrames;
   }
 
   /** Whether data frames may be compressed. */
@@ -205,9 +217,14 @@ export class ChunkEncoder {
         this.#skip--;
       } else {
         const compressed = this.#compressed(headers, body, plainSize);
-        if (compressed !== null) return compressed;
+        if (compressed !== null) {
+          this.#frames++;
+          this.#compressedFrames++;
+          return compressed;
+        }
       }
     }
+    this.#frames++;
     const sizeLine = plainSize.toString(16);
     const frame = this.#allocate(sizeLine.length + 2 + plainSize);
     let at = writeLatin1(frame, 0, sizeLine);

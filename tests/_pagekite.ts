@@ -5,8 +5,24 @@
 export interface PagekiteProcess extends AsyncDisposable {
   /** Everything it logged so far. */
   log(): string;
-  /** Whether its log shows a Python traceback. */
+  /** Whether its log shows a Python traceback or a corrupt chunk. */
   crashed(): boolean;
+  /** Stops it (SIGTERM) and waits; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** When {@linkcode startPagekite} considers the process ready. */
+export interface PagekiteReady {
+  /** Wait until this port on 127.0.0.1 accepts connections. */
+  port?: number;
+  /** Or until this returns true (polled). */
+  ready?: () => boolean | Promise<boolean>;
+  /**
+   * How long to wait.
+   *
+   * @default {15000}
+   */
+  timeoutMs?: number;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -15,27 +31,23 @@ export function freePort(): number {
   return listener.addr.port;
 }
 
-async function waitForPort(port: number, deadline: number): Promise<boolean> {
-  while (Date.now() < deadline) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return true;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+async function portOpen(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
   }
-  return false;
 }
 
 /**
  * Starts `pagekite --clean --nullui --logfile=stdio ARGS` with a temporary
- * HOME (so no rc file is read or written) and waits until `port` accepts
- * connections. Stops it on dispose.
+ * HOME (so no rc file is read or written) and waits until it is ready.
  */
 export async function startPagekite(
   args: string[],
-  port: number,
+  ready: PagekiteReady = {},
 ): Promise<PagekiteProcess> {
   const home = await Deno.makeTempDir({ prefix: "kitewire-pagekite-" });
   const child = new Deno.Command("pagekite", {
@@ -51,10 +63,9 @@ export async function startPagekite(
     for await (const part of stream) output += decoder.decode(part);
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const handle: PagekiteProcess = {
-    log: () => output,
-    crashed: () => output.includes("Traceback"),
-    async [Symbol.asyncDispose]() {
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    stopped ??= (async () => {
       try {
         child.kill("SIGTERM");
       } catch {
@@ -63,11 +74,24 @@ export async function startPagekite(
       await child.status;
       await pumps;
       await Deno.remove(home, { recursive: true });
-    },
+    })();
+  const handle: PagekiteProcess = {
+    log: () => output,
+    crashed: () =>
+      output.includes("Traceback") || output.includes("Corrupt chunk"),
+    stop,
+    [Symbol.asyncDispose]: stop,
   };
-  if (!await waitForPort(port, Date.now() + 15_000)) {
-    await handle[Symbol.asyncDispose]();
-    throw new Error(`pagekite did not listen on ${port}:\n${output}`);
+  const deadline = Date.now() + (ready.timeoutMs ?? 15_000);
+  for (;;) {
+    const ok = ready.port !== undefined
+      ? await portOpen(ready.port)
+      : ready.ready === undefined || await ready.ready();
+    if (ok) return handle;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`pagekite ${args.join(" ")} was not ready:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return handle;
 }

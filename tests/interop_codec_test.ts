@@ -123,7 +123,7 @@ Deno.test({
       "--host=127.0.0.1",
       `--ports=${port}`,
       `--domain=http:${DOMAIN}:${SECRET}`,
-    ], port);
+    ], { port });
 
     using tunnel = await Deno.connect({ hostname: "127.0.0.1", port });
     const reader = new TunnelReader(tunnel);
