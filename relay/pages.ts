@@ -34,8 +34,16 @@ const NO_CACHE_HEADERS = "Content-Type: text/html; charset=utf-8\r\n" +
 
 /** Escapes text for HTML. */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return text.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!);
 }
+
+const HTML_ENTITIES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
 
 /**
  * `503 Unavailable`: no tunnel serves the kite, or the fast-ping answer.

@@ -100,7 +100,7 @@ export interface RelayServer extends AsyncDisposable {
  *   listen: [{ hostname: "127.0.0.1", port: 0 }],
  *   kites: [{ domain: "foo.example.com", secret: "s3cret" }],
  * });
- * const conn = await Deno.connect(relay.addrs[0]!);
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.addrs[0]!.port });
  * await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: foo.example.com\r\n\r\n"));
  * const answer = new Uint8Array(64);
  * const n = await conn.read(answer);
