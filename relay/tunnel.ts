@@ -109,6 +109,8 @@ export class Tunnel implements StreamTunnel {
   #data: Uint8Array[] = [];
   #queued = 0;
   #writing = false;
+  /** Reused buffer for coalescing small frames into one write. */
+  #batch: Uint8Array | undefined;
   #waiters: (() => void)[] = [];
   #bytesIn = 0;
   #bytesOut = 0;
@@ -301,7 +303,7 @@ export class Tunnel implements StreamTunnel {
 
   async #flush(): Promise<void> {
     this.#writing = true;
-    const batch = new Uint8Array(BATCH_BYTES);
+    const batch = this.#batch ??= new Uint8Array(BATCH_BYTES);
     try {
       while (!this.#closed) {
         const queue = this.#control.length > 0 ? this.#control : this.#data;
