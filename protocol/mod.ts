@@ -28,6 +28,7 @@ export * from "./chunk_decoder.ts";
 export * from "./chunk_encoder.ts";
 export * from "./sign.ts";
 export * from "./kite.ts";
+export * from "./kite_names.ts";
 export * from "./handshake.ts";
 export * from "./sniff.ts";
 export * from "./sniff_http.ts";

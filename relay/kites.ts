@@ -6,6 +6,10 @@
  * @module
  */
 
+import { kiteKey, wildcardNames } from "../protocol/mod.ts";
+
+export { kiteKey, wildcardNames };
+
 /** A kite the relay knows the secret of (pagekite.py `--domain`). */
 export interface StaticKite {
   /**
@@ -20,26 +24,6 @@ export interface StaticKite {
    * (`http`, `raw-22`); absent means every protocol.
    */
   protos?: string[];
-}
-
-/** The key of a kite registration: `proto[-port]:domain`, lower case. */
-export function kiteKey(proto: string, domain: string, port?: number): string {
-  return `${proto}${port === undefined ? "" : `-${port}`}:${domain}`
-    .toLowerCase();
-}
-
-/**
- * The names to try for `domain`, most specific first: the name itself,
- * then `*.parent` for each parent that keeps at least two labels
- * (`a.b.example.com` → `*.b.example.com` → `*.example.com`, never `*.com`).
- */
-export function wildcardNames(domain: string): string[] {
-  const names = [domain];
-  const labels = domain.split(".");
-  for (let i = 1; labels.length - i >= 2; i++) {
-    names.push(`*.${labels.slice(i).join(".")}`);
-  }
-  return names;
 }
 
 /** Looks up kite secrets: exact names first, then wildcards. */
