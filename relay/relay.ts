@@ -23,7 +23,7 @@ import {
   type TunnelRequest,
   type TunnelResponse,
 } from "../protocol/mod.ts";
-import { isDisconnectError, writeAll } from "./_io.ts";
+import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 import {
   type RelayOptions,
   type ResolvedRelayOptions,

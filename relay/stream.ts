@@ -9,7 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { EofFlags } from "../protocol/mod.ts";
-import { isDisconnectError, writeAll } from "./_io.ts";
+import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 
 /** Report written bytes to the connector at least every this many. */
 const SKB_EVERY_BYTES = 16 * 1024;

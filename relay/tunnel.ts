@@ -15,7 +15,7 @@ import {
   type EofFlags,
   type LostChunk,
 } from "../protocol/mod.ts";
-import { isDisconnectError, writeAll } from "./_io.ts";
+import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 import { RelayStream, type StreamStats, type StreamTunnel } from "./stream.ts";
 
 /** Queued frames are written in batches of up to this many bytes. */
