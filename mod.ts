@@ -19,3 +19,4 @@
 
 export * from "./protocol/mod.ts";
 export * from "./relay/mod.ts";
+export * from "./connector/mod.ts";

@@ -26,6 +26,8 @@ import {
 
 /** Queued frames are written in batches of up to this many bytes. */
 const BATCH_BYTES = 64 * 1024;
+/** Finished SIDs remembered so late frames for them are dropped quietly. */
+const MAX_GONE_SIDS = 1024;
 const BANG = new TextEncoder().encode("!");
 
 /** Settings of a tunnel link. */
@@ -79,6 +81,8 @@ export class TunnelLink implements StreamLink {
   protected readonly settings: LinkSettings;
   protected readonly log = getLogger(["kitewire", "tunnel"]);
   protected readonly streams = new Map<number, TunnelStream>();
+  /** SIDs of finished streams, oldest first: the peer was told. */
+  readonly #gone = new Set<number>();
   readonly #encoder: ChunkEncoder;
   readonly #decoder: ChunkDecoder;
   #control: Uint8Array[] = [];
@@ -184,12 +188,35 @@ export class TunnelLink implements StreamLink {
   ): TunnelStream {
     const stream = new TunnelStream(sid, route, this, this.settings);
     this.streams.set(sid, stream);
+    this.#gone.delete(sid);
     return stream;
+  }
+
+  /**
+   * Reports `SKB: 0` for a new stream. pagekite.py throttles a stream only
+   * once it has seen an SKB for it; without one it sends as fast as its
+   * endpoint delivers, however slow ours is.
+   */
+  protected sendFirstSkb(sid: number): void {
+    this.sendChunk({ noop: true, sid, skb: 0, body: new Uint8Array() });
   }
 
   /** Forgets a finished stream. */
   forget(sid: number): void {
     this.streams.delete(sid);
+    this.#markGone(sid);
+  }
+
+  /** Whether `sid` belonged to a stream that finished recently. */
+  protected isGone(sid: number): boolean {
+    return this.#gone.has(sid);
+  }
+
+  #markGone(sid: number): void {
+    this.#gone.add(sid);
+    if (this.#gone.size > MAX_GONE_SIDS) {
+      this.#gone.delete(this.#gone.values().next().value!);
+    }
   }
 
   /** Closes the link and every stream on it. Idempotent. */
@@ -243,10 +270,23 @@ export class TunnelLink implements StreamLink {
    * the peer forgets it; a connector opens a stream here instead.
    */
   protected onUnknownStream(chunk: Chunk): void {
-    if (chunk.eof === undefined) {
-      this.sendData(chunk.sid!, new Uint8Array(), "RW");
-    }
+    this.refuseStream(chunk);
   }
+
+  /**
+   * Tells the peer a stream is gone (`EOF: 1WR`), once per SID: frames
+   * still in flight after a close must not each get an EOF, since a burst
+   * of tiny frames makes pagekite.py kill the tunnel.
+   */
+  protected refuseStream(chunk: Chunk): void {
+    const sid = chunk.sid!;
+    if (chunk.eof !== undefined || this.#gone.has(sid)) return;
+    this.sendData(sid, new Uint8Array(), "RW");
+    this.#markGone(sid);
+  }
+
+  /** A PONG answered our PING. */
+  protected onPong(): void {}
 
   /** The link closed. */
   protected onClosed(_reason: string): void {}
