@@ -56,7 +56,10 @@ export class KiteSecrets {
     for (const p of wanted) {
       for (const name of wildcardNames(domain.toLowerCase())) {
         for (const kite of this.#byDomain.get(name) ?? []) {
-          if (kite.protos === undefined || kite.protos.includes(p)) {
+          if (
+            kite.protos === undefined ||
+            kite.protos.some((listed) => listed.toLowerCase() === p)
+          ) {
             return kite.secret;
           }
         }

@@ -473,9 +473,11 @@ class Relay implements RelayServer, TunnelHost {
     for (const [from, count] of this.#handshakes) {
       if (ip === undefined || from === ip) pending += count;
     }
+    // A tunnel still in #welcome() is counted in #handshakes; count it
+    // again only once it lingers for kites signed in the tunnel.
     for (const tunnel of this.#tunnels) {
       if (
-        tunnel.kites.size === 0 &&
+        tunnel.kites.size === 0 && tunnel.lingerUntil !== undefined &&
         (ip === undefined ||
           (tunnel.conn.remoteAddr as Deno.NetAddr).hostname === ip)
       ) pending++;

@@ -22,6 +22,8 @@ import { RelayStream, type StreamStats, type StreamTunnel } from "./stream.ts";
 const BATCH_BYTES = 64 * 1024;
 /** Largest SID; pagekite.py and libpagekite keep SIDs to 8 digits. */
 const MAX_SID = 99_999_999;
+/** Finished SIDs remembered so late frames for them are dropped quietly. */
+const MAX_GONE_SIDS = 1024;
 const BANG = new TextEncoder().encode("!");
 
 /** What a tunnel needs from its relay. */
@@ -103,6 +105,8 @@ export class Tunnel implements StreamTunnel {
   readonly #encoder: ChunkEncoder;
   readonly #decoder: ChunkDecoder;
   readonly #streams = new Map<number, RelayStream>();
+  /** SIDs of finished streams, oldest first: the connector was told. */
+  readonly #gone = new Set<number>();
   readonly #log = getLogger(["kitewire", "relay", "tunnel"]);
   #nextSid = 1;
   #control: Uint8Array[] = [];
@@ -233,12 +237,19 @@ export class Tunnel implements StreamTunnel {
         body: prefix,
       }),
     );
+    // pagekite.py throttles a stream only once it has seen an SKB for it,
+    // so report 0 right away: else it sends as fast as its origin answers.
+    this.#enqueue(
+      this.#data,
+      this.#encoder.encode({ noop: true, sid, skb: 0, body: new Uint8Array() }),
+    );
     return stream;
   }
 
   /** Forgets a finished stream. */
   forget(sid: number): void {
     this.#streams.delete(sid);
+    this.#markGone(sid);
   }
 
   /** Closes the tunnel and every stream on it. Idempotent. */
@@ -290,7 +301,17 @@ export class Tunnel implements StreamTunnel {
     for (;;) {
       const sid = this.#nextSid;
       this.#nextSid = sid >= MAX_SID ? 1 : sid + 1;
-      if (!this.#streams.has(sid)) return sid;
+      if (!this.#streams.has(sid)) {
+        this.#gone.delete(sid);
+        return sid;
+      }
+    }
+  }
+
+  #markGone(sid: number): void {
+    this.#gone.add(sid);
+    if (this.#gone.size > MAX_GONE_SIDS) {
+      this.#gone.delete(this.#gone.values().next().value!);
     }
   }
 
@@ -424,9 +445,12 @@ export class Tunnel implements StreamTunnel {
     const sid = chunk.sid!;
     const stream = this.#streams.get(sid);
     if (stream === undefined) {
-      // Connectors cannot open streams; tell them this one is gone.
-      if (chunk.eof === undefined) {
+      // Connectors cannot open streams; tell them this one is gone, once:
+      // frames still in flight after a close must not each get an EOF (a
+      // burst of tiny frames makes pagekite.py kill the tunnel).
+      if (chunk.eof === undefined && !this.#gone.has(sid)) {
         this.sendData(sid, new Uint8Array(), "RW");
+        this.#markGone(sid);
       }
       return;
     }
