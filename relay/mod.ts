@@ -22,5 +22,5 @@
 export * from "./relay.ts";
 export * from "./options.ts";
 export type { StaticKite } from "./kites.ts";
-export type { StreamStats } from "./stream.ts";
+export type { StreamStats } from "../tunnel/stream.ts";
 export type { TunnelStats } from "./tunnel.ts";

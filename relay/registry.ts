@@ -31,7 +31,6 @@ export interface RegistrySettings {
   protos: readonly string[];
   /** The relay's public ports, after binding. */
   ports: () => readonly number[];
-  duplicateGraceMs: number;
   now: () => number;
 }
 
@@ -187,8 +186,8 @@ export class Registry {
 
   /** Pings a tunnel whose kite is claimed again; reaped if it stays silent. */
   #suspect(tunnel: Tunnel): void {
-    if (tunnel.reapAt !== undefined) return;
-    tunnel.reapAt = this.#settings.now() + this.#settings.duplicateGraceMs;
+    if (tunnel.suspectedAt !== undefined) return;
+    tunnel.suspectedAt = this.#settings.now();
     tunnel.ping();
   }
 }

@@ -36,7 +36,7 @@ import {
   unavailablePage,
 } from "./pages.ts";
 import { Registry } from "./registry.ts";
-import type { StreamStats } from "./stream.ts";
+import type { StreamStats } from "../tunnel/stream.ts";
 import { Tunnel, type TunnelHost, type TunnelStats } from "./tunnel.ts";
 
 /** Answer to a tunnel request that is refused before it is read. */
@@ -141,7 +141,6 @@ class Relay implements RelayServer, TunnelHost {
       kites: options.kites,
       protos: options.protos,
       ports: () => this.addrs.map((a) => a.port),
-      duplicateGraceMs: options.duplicateGraceMs,
       now: options.now,
     });
     try {
@@ -453,8 +452,8 @@ class Relay implements RelayServer, TunnelHost {
     }
     const tunnel = route.value;
     const stream = tunnel.openStream(
-      conn,
       { proto: proto === "probe" ? "http" : route.proto, host, port },
+      conn.remoteAddr as Deno.NetAddr,
       bytes,
     );
     if (stream === null) {
@@ -462,7 +461,7 @@ class Relay implements RelayServer, TunnelHost {
       return false;
     }
     this.#sniffing.delete(conn);
-    this.#track(stream.start());
+    this.#track(stream.attach(conn));
     return true;
   }
 
@@ -541,7 +540,7 @@ class Relay implements RelayServer, TunnelHost {
         queueBytes: this.#options.tunnelQueueBytes,
         maxStreams: this.#options.maxStreamsPerTunnel,
         windowBytes: this.#options.streamWindowBytes,
-        maxStreamBufferBytes: this.#options.maxStreamBufferBytes,
+        maxBufferBytes: this.#options.maxStreamBufferBytes,
         now: this.#options.now,
       });
       this.#tunnels.add(tunnel);
@@ -629,7 +628,16 @@ class Relay implements RelayServer, TunnelHost {
     const now = this.#options.now();
     const { pingIntervalMs, pingGraceMs } = this.#options;
     for (const tunnel of [...this.#tunnels]) {
-      if (tunnel.reapAt !== undefined && now >= tunnel.reapAt) {
+      if (
+        tunnel.suspectedAt !== undefined &&
+        tunnel.lastReceivedAt > tunnel.suspectedAt
+      ) {
+        tunnel.suspectedAt = undefined; // it answered: alive
+      }
+      if (
+        tunnel.suspectedAt !== undefined &&
+        now - tunnel.suspectedAt >= this.#options.duplicateGraceMs
+      ) {
         tunnel.close("silent after its kite was claimed by another connector");
       } else if (
         tunnel.lingerUntil !== undefined && tunnel.kites.size === 0 &&

@@ -88,6 +88,8 @@ export class TunnelLink implements StreamLink {
   #control: Uint8Array[] = [];
   #data: Uint8Array[] = [];
   #queued = 0;
+  /** Bytes of `#control` frames queued. */
+  #controlQueued = 0;
   #writing = false;
   #batch: Uint8Array | undefined;
   #waiters: (() => void)[] = [];
@@ -223,7 +225,7 @@ export class TunnelLink implements StreamLink {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.log.info("Tunnel with {remote} closed: {reason}", {
+    this.log.debug("Tunnel with {remote} closed: {reason}", {
       remote: this.remote,
       reason,
     });
@@ -232,6 +234,7 @@ export class TunnelLink implements StreamLink {
     this.#control = [];
     this.#data = [];
     this.#queued = 0;
+    this.#controlQueued = 0;
     for (const wake of this.#waiters.splice(0)) wake();
     this.conn[Symbol.dispose]();
     this.onClosed(reason);
@@ -302,6 +305,7 @@ export class TunnelLink implements StreamLink {
   #enqueue(queue: Uint8Array[], frame: Uint8Array): void {
     queue.push(frame);
     this.#queued += frame.length;
+    if (queue === this.#control) this.#controlQueued += frame.length;
     if (this.#started && !this.#writing) void this.#flush();
   }
 
@@ -328,6 +332,7 @@ export class TunnelLink implements StreamLink {
         await writeAll(this.conn, bytes);
         this.#bytesOut += bytes.length;
         this.#queued -= bytes.length;
+        if (queue === this.#control) this.#controlQueued -= bytes.length;
         if (this.#queued < this.settings.queueBytes) {
           for (const wake of this.#waiters.splice(0)) wake();
         }
@@ -404,7 +409,12 @@ export class TunnelLink implements StreamLink {
 
   #dispatch(chunk: Chunk): void {
     if (chunk.zrst === true) this.#encoder.resetCompression();
-    if (chunk.ping !== undefined) {
+    // A peer that floods PINGs and reads no PONGs gets none past the
+    // queue limit: they would only pile up in memory.
+    if (
+      chunk.ping !== undefined &&
+      this.#controlQueued < this.settings.queueBytes
+    ) {
       this.sendControl({
         noop: true,
         pong: chunk.ping.slice(0, 64),
@@ -422,6 +432,16 @@ export class TunnelLink implements StreamLink {
     const stream = this.streams.get(chunk.sid!);
     if (stream === undefined) {
       this.onUnknownStream(chunk);
+      return;
+    }
+    if (chunk.proto !== undefined) {
+      // A second opening for a live SID: whose bytes the stream carries is
+      // no longer clear. Close it (EOF), and deliver or dial nothing.
+      this.log.warn("Tunnel with {remote}: SID {sid} opened twice", {
+        remote: this.remote,
+        sid: stream.sid,
+      });
+      stream.abort();
       return;
     }
     if (chunk.body.length > 0) stream.deliver(chunk.body);

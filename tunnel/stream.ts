@@ -91,6 +91,8 @@ export class TunnelStream {
   #resumeReading: (() => void) | null = null;
   #queue: Uint8Array[] = [];
   #buffered = 0;
+  /** How many pieces at the head of `#queue` came from prepend(). */
+  #prepended = 0;
   #writing = false;
   #reportedKib = 0;
   /** The peer will send no more: close our write side once flushed. */
@@ -134,10 +136,10 @@ export class TunnelStream {
     }
     this.#conn = conn;
     this.#filter = filter;
-    if (filter !== undefined && this.#queue.length > 0) {
-      const early = this.#queue;
-      this.#queue = [];
-      this.#buffered = 0;
+    if (filter !== undefined && this.#queue.length > this.#prepended) {
+      // Prepended bytes (a PROXY line) are not the user's: no filtering.
+      const early = this.#queue.splice(this.#prepended);
+      for (const bytes of early) this.#buffered -= bytes.length;
       for (const bytes of early) this.#accept(bytes);
     }
     if (!this.#writing) void this.#flush();
@@ -172,6 +174,7 @@ export class TunnelStream {
   prepend(bytes: Uint8Array): void {
     this.#queue.unshift(bytes);
     this.#buffered += bytes.length;
+    this.#prepended++;
   }
 
   /** The peer reported writing `kib` KiB to its endpoint. */
@@ -191,7 +194,11 @@ export class TunnelStream {
     }
     if (flags === "RW") this.#endAll = true;
     if (this.#conn === undefined) {
-      if (flags === "RW") this.drop();
+      if (flags === "RW") {
+        // Closed before the endpoint was connected: nothing to flush.
+        this.drop();
+        this.#link.forget(this.sid);
+      }
       return;
     }
     if (!this.#writing) void this.#flush();
