@@ -45,6 +45,8 @@ const PERMANENT_REASONS = new Set([
 ]);
 /** How many challenge rounds one connection attempt may take. */
 const MAX_CHALLENGE_ROUNDS = 3;
+/** Why a tunnel whose PING went unanswered is closed. */
+const DEAD_REASON = "dead: the relay stayed silent";
 
 /** The state of one kite, as `stats()` reports it. */
 export interface KiteState {
@@ -68,8 +70,9 @@ export interface ConnectorStats {
   kites: KiteState[];
   /** Open streams. */
   streams: StreamStats[];
-  /** Tunnels opened so far, and how many failed or dropped. */
+  /** Tunnels opened so far. */
   connects: number;
+  /** Connection attempts that failed, and tunnels that dropped. */
   failures: number;
 }
 
@@ -137,6 +140,8 @@ class KiteConnector implements Connector, SessionHost {
   #replace: string | undefined;
   /** The relay dropped a tunnel right after our PING: do not ping it. */
   #noPing = false;
+  /** When the last keepalive NOOP went to a relay we do not ping. */
+  #keepaliveAt = 0;
   #connects = 0;
   #failures = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -448,7 +453,8 @@ class KiteConnector implements Connector, SessionHost {
       const reason = await this.#sessionClosed.promise;
       if (
         !session.ponged && session.pingSentAt !== undefined &&
-        o.now() - session.pingSentAt < 2000 && !this.#stop.signal.aborted
+        o.now() - session.pingSentAt < 2000 && reason !== DEAD_REASON &&
+        !this.#stop.signal.aborted
       ) {
         // Debian's pagekite.py 1.5.2.201011 drops a tunnel when a connector
         // pings it (a TypeError in its SendPong). Stop pinging that relay;
@@ -491,18 +497,20 @@ class KiteConnector implements Connector, SessionHost {
     if (session.closed) return;
     const { pingIntervalMs, pingGraceMs, now } = this.#options;
     const silent = now() - session.lastReceivedAt;
-    if (silent >= pingIntervalMs + pingGraceMs) {
-      session.close("dead: the relay stayed silent");
-    } else if (silent >= pingIntervalMs) {
-      if (this.#noPing) {
-        // Keep NATs open without a PING the relay cannot take.
-        if (now() - (session.pingSentAt ?? 0) >= pingIntervalMs) {
-          session.pingSentAt = now();
-          session.sendControl({ noop: true, body: BANG });
-        }
-      } else {
-        session.ping();
+    if (this.#noPing) {
+      // Keep NATs open without a PING the relay cannot take. Nothing
+      // answers a NOOP, so silence proves nothing here: TCP errors and the
+      // relay's own PINGs tell us when it is gone.
+      if (
+        silent >= pingIntervalMs && now() - this.#keepaliveAt >= pingIntervalMs
+      ) {
+        this.#keepaliveAt = now();
+        session.sendControl({ noop: true, body: BANG });
       }
+    } else if (silent >= pingIntervalMs + pingGraceMs) {
+      session.close(DEAD_REASON);
+    } else if (silent >= pingIntervalMs) {
+      session.ping();
     }
   }
 

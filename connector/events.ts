@@ -57,6 +57,11 @@ export class EventQueue<T> implements AsyncIterable<T> {
   #waiting: ((result: IteratorResult<T>) => void)[] = [];
   #closed = false;
 
+  /**
+   * Constructs a new instance.
+   *
+   * @param capacity Events kept for a slow reader.
+   */
   constructor(capacity: number) {
     this.#capacity = capacity;
   }
@@ -81,6 +86,11 @@ export class EventQueue<T> implements AsyncIterable<T> {
     }
   }
 
+  /**
+   * Iterates the events, waiting for new ones until {@linkcode close}.
+   *
+   * @returns The iterator.
+   */
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: (): Promise<IteratorResult<T>> => {

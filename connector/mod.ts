@@ -26,7 +26,14 @@
 
 export * from "./connector.ts";
 export * from "./events.ts";
-export * from "./options.ts";
+export type {
+  ConnectorKite,
+  ConnectorOptions,
+  KiteProto,
+  ReconnectOptions,
+} from "./options.ts";
 export * from "./http_filter.ts";
 export * from "./pages.ts";
 export * from "./proxy_protocol.ts";
+export type { LinkStats } from "../tunnel/link.ts";
+export type { StreamStats } from "../tunnel/stream.ts";

@@ -144,7 +144,9 @@ export class Session extends TunnelLink {
       );
       if (!stream.finished && !this.closed) {
         stream.drop();
-        this.forget(stream.sid);
+        // Not forget(): that marks the SID gone, and #refuse sends no EOF
+        // for a gone SID.
+        this.streams.delete(stream.sid);
         this.#refuse(stream.sid, stream.proto, stream.host);
       }
       return;

@@ -771,28 +771,31 @@ export function parseKiteResponseHeaders(
         checkParsedText(value, "upgrade", action);
         response.upgrade = value;
         break;
-      case "-quota":
-        response.quota = parseNumber(value, "quota");
+      // Advisory numbers: a value we cannot read is ignored, never fatal
+      // (a relay's odd quota must not keep a connector from connecting).
+      case "-quota": {
+        const quota = parseAdvisory(value);
+        if (quota !== undefined) response.quota = quota;
         break;
-      case "-qconns":
-        response.qConns = parseNumber(value, "QConns");
+      }
+      case "-qconns": {
+        const qConns = parseAdvisory(value);
+        if (qConns !== undefined) response.qConns = qConns;
         break;
-      case "-qdays":
-        response.qDays = parseNumber(value, "QDays");
+      }
+      case "-qdays": {
+        const qDays = parseAdvisory(value);
+        if (qDays !== undefined) response.qDays = qDays;
         break;
+      }
       case "-ipspersec": {
         const match = RATE_REGEXP.exec(value);
-        if (match === null) {
-          throw new ProtocolError(
-            `Cannot ${action}: IPsPerSec is not "<ips>/<seconds>": ${
-              quote(value)
-            }`,
-          );
+        if (match !== null) {
+          response.ipsPerSec = {
+            ips: Number(match[1]),
+            seconds: Number(match[2]),
+          };
         }
-        response.ipsPerSec = {
-          ips: Number(match[1]),
-          seconds: Number(match[2]),
-        };
         break;
       }
       default:
@@ -909,13 +912,8 @@ function formatPort(port: number): string {
   return String(port);
 }
 
-function parseNumber(text: string, what: string): number {
-  if (!NUMBER_REGEXP.test(text)) {
-    throw new ProtocolError(
-      `Cannot parse tunnel response: ${what} is not a number: ${quote(text)}`,
-    );
-  }
-  return Number(text);
+function parseAdvisory(text: string): number | undefined {
+  return NUMBER_REGEXP.test(text) ? Number(text) : undefined;
 }
 
 function formatNumber(value: number, what: string): string {

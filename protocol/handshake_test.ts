@@ -1071,14 +1071,6 @@ Deno.test("decodeTunnelResponse() rejects malformed heads and values", () => {
       'Cannot parse tunnel response: ports entry "http" is not a port number',
     ],
     [
-      "HTTP/1.1 200 OK\r\nX-PageKite-Quota: lots\r\n\r\n",
-      'Cannot parse tunnel response: quota is not a number: "lots"',
-    ],
-    [
-      "HTTP/1.1 200 OK\r\nX-PageKite-IPsPerSec: 3\r\n\r\n",
-      'Cannot parse tunnel response: IPsPerSec is not "<ips>/<seconds>": "3"',
-    ],
-    [
       "HTTP/1.1 200 OK\r\nX-PageKite-SessionID: a\x01b\r\n\r\n",
       /^Cannot parse tunnel response: session id "a\\u0001b" contains/,
     ],
@@ -1090,6 +1082,19 @@ Deno.test("decodeTunnelResponse() rejects malformed heads and values", () => {
       message,
     );
   }
+});
+
+Deno.test("decodeTunnelResponse() ignores advisory numbers it cannot read", () => {
+  const response = decodeTunnelResponse(latin1(
+    "HTTP/1.1 200 OK\r\nX-PageKite-Quota: lots\r\nX-PageKite-QDays: -\r\n" +
+      "X-PageKite-QConns: 5\r\nX-PageKite-IPsPerSec: 3\r\n" +
+      "X-PageKite-OK: http:foo.example.com:abc\r\n\r\n",
+  ));
+  assert.equal(response.quota, undefined);
+  assert.equal(response.qDays, undefined);
+  assert.equal(response.qConns, 5);
+  assert.equal(response.ipsPerSec, undefined);
+  assert.equal(response.results[0]?.status, "ok");
 });
 
 Deno.test("encodeTunnelResponse() rejects values that would break the head", () => {

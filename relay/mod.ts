@@ -20,7 +20,7 @@
  */
 
 export * from "./relay.ts";
-export * from "./options.ts";
+export type { RelayListenOptions, RelayOptions } from "./options.ts";
 export type { StaticKite } from "./kites.ts";
 export type { StreamStats } from "../tunnel/stream.ts";
 export type { TunnelStats } from "./tunnel.ts";

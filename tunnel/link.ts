@@ -50,21 +50,25 @@ export interface LinkStats {
   remote: string;
   /** Open streams. */
   streams: number;
-  /** Bytes received from and written to the peer. */
+  /** Bytes received from the peer. */
   bytesIn: number;
+  /** Bytes written to the peer. */
   bytesOut: number;
   /** Bytes queued toward the peer. */
   queued: number;
-  /** Frames received, and how many were compressed. */
+  /** Frames received. */
   framesIn: number;
+  /** Frames received compressed. */
   compressedFramesIn: number;
-  /** Frames sent, and how many were compressed. */
+  /** Frames sent. */
   framesOut: number;
+  /** Frames sent compressed. */
   compressedFramesOut: number;
   /** Whether frames toward the peer may be compressed. */
   compress: boolean;
-  /** When the link was opened and last heard from (ms). */
+  /** When the link was opened (ms). */
   connectedAt: number;
+  /** When the peer was last heard from (ms). */
   lastReceivedAt: number;
   /** Smoothed round-trip time of PINGs, in ms, once measured. */
   rttMs?: number;
@@ -284,8 +288,11 @@ export class TunnelLink implements StreamLink {
   protected refuseStream(chunk: Chunk): void {
     const sid = chunk.sid!;
     if (chunk.eof !== undefined || this.#gone.has(sid)) return;
-    this.sendData(sid, new Uint8Array(), "RW");
     this.#markGone(sid);
+    // A peer that floods unknown SIDs and reads nothing gets no answers
+    // once the queue is full, so it cannot make us hold more.
+    if (this.#queued >= this.settings.queueBytes) return;
+    this.sendData(sid, new Uint8Array(), "RW");
   }
 
   /** A PONG answered our PING. */
