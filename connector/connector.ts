@@ -32,6 +32,7 @@ import {
   type ConnectorOptions,
   resolveConnectorOptions,
   type ResolvedConnectorOptions,
+  validateKite,
 } from "./options.ts";
 import { Session, type SessionHost } from "./session.ts";
 
@@ -86,6 +87,20 @@ export interface Connector extends AsyncDisposable {
   shutdown(): Promise<void>;
   /** The tunnel, the kites and the streams. */
   stats(): ConnectorStats;
+  /**
+   * Flies one more kite: asked for inside the live tunnel when the relay
+   * takes kites there (`AddKites`), else by reconnecting.
+   *
+   * @throws {TypeError} if the kite flies already or is malformed.
+   */
+  addKite(kite: ConnectorKite): void;
+  /**
+   * Stops flying a kite by reconnecting without it; streams of the other
+   * kites on the old tunnel end with it.
+   *
+   * @returns Whether the kite was flying (or trying to).
+   */
+  removeKite(proto: string, domain: string, publicPort?: number): boolean;
 }
 
 /**
@@ -144,6 +159,12 @@ class KiteConnector implements Connector, SessionHost {
   #keepaliveAt = 0;
   #connects = 0;
   #failures = 0;
+  /** Reconnect at once (the kites changed), without counting a failure. */
+  #immediate = false;
+  /** Cuts a backoff short. */
+  #wake = new AbortController();
+  /** Whether the live tunnel takes kite lines inside it. */
+  #inTunnel = false;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: ResolvedConnectorOptions) {
@@ -204,6 +225,50 @@ class KiteConnector implements Connector, SessionHost {
     return stats;
   }
 
+  addKite(kite: ConnectorKite): void {
+    const key = kiteKey(kite.proto, kite.domain, kite.publicPort);
+    if (this.#kites.has(key)) {
+      throw new TypeError(`Cannot add kite: ${key} flies already`);
+    }
+    validateKite(kite);
+    const entry: KiteEntry = {
+      key,
+      kite,
+      salt: randomHex(18),
+      state: { kite: key, status: "pending" },
+      token: "",
+    };
+    this.#kites.set(key, kite);
+    this.#entries.push(entry);
+    const session = this.#session;
+    if (session !== undefined && !session.closed && this.#inTunnel) {
+      this.#track(this.#sendKites(session, [entry]));
+    } else {
+      this.#reconnectNow();
+    }
+  }
+
+  removeKite(proto: string, domain: string, publicPort?: number): boolean {
+    const key = kiteKey(proto, domain, publicPort);
+    const index = this.#entries.findIndex((e) => e.key === key);
+    if (index === -1) return false;
+    this.#entries.splice(index, 1);
+    this.#kites.delete(key);
+    this.#reconnectNow();
+    return true;
+  }
+
+  /** Closes the tunnel (or cuts a backoff short) to reconnect at once. */
+  #reconnectNow(): void {
+    if (this.#stop.signal.aborted) return;
+    this.#immediate = true;
+    if (this.#session !== undefined && !this.#session.closed) {
+      this.#session.close("the kites changed");
+    } else {
+      this.#wake.abort();
+    }
+  }
+
   // SessionHost
 
   noop(session: Session, chunk: Chunk): void {
@@ -254,6 +319,16 @@ class KiteConnector implements Connector, SessionHost {
     const { reconnect, now, random } = this.#options;
     let attempt = 0;
     while (!this.#stop.signal.aborted) {
+      if (this.#entries.length === 0) {
+        // Nothing to fly: wait for addKite() or shutdown().
+        this.#wake = new AbortController();
+        await sleep(
+          2 ** 31 - 1,
+          AbortSignal.any([this.#stop.signal, this.#wake.signal]),
+        );
+        this.#immediate = false;
+        continue;
+      }
       const started = now();
       let reason: string;
       try {
@@ -274,9 +349,11 @@ class KiteConnector implements Connector, SessionHost {
       }
       this.#session = undefined;
       if (this.#stop.signal.aborted) break;
-      this.#failures++;
+      const immediate = this.#immediate;
+      this.#immediate = false;
+      if (!immediate) this.#failures++;
       if (now() - started >= reconnect.resetAfterMs) attempt = 0;
-      const delay = backoffDelay(attempt++, reconnect, random);
+      const delay = immediate ? 0 : backoffDelay(attempt++, reconnect, random);
       for (const entry of this.#entries) {
         if (entry.state.status === "flying") entry.state.status = "pending";
       }
@@ -286,7 +363,11 @@ class KiteConnector implements Connector, SessionHost {
         reason,
         retryInMs: delay,
       });
-      await sleep(delay, this.#stop.signal);
+      this.#wake = new AbortController();
+      await sleep(
+        delay,
+        AbortSignal.any([this.#stop.signal, this.#wake.signal]),
+      );
     }
   }
 
@@ -437,6 +518,8 @@ class KiteConnector implements Connector, SessionHost {
     }
     this.#session = session;
     this.#sessionClosed = Promise.withResolvers<string>();
+    this.#inTunnel = this.#options.addKites &&
+      (response.features ?? []).includes("AddKites");
     this.#connects++;
     this.#events.push({
       type: "connected",
@@ -473,24 +556,31 @@ class KiteConnector implements Connector, SessionHost {
 
   /** Answers challenges inside the tunnel with a NOOP of signed kites. */
   async #answerInTunnel(session: Session): Promise<void> {
-    const pending = this.#entries.filter((e) =>
-      e.state.status === "challenged"
+    await this.#sendKites(
+      session,
+      this.#entries.filter((e) => e.state.status === "challenged"),
     );
-    if (pending.length === 0 || session.closed) return;
-    const kites = await Promise.all(pending.map((e) =>
-      signKiteRequest({
-        proto: e.kite.proto,
-        domain: e.kite.domain.toLowerCase(),
-        salt: e.salt,
-        token: e.token,
-        ...(e.kite.publicPort === undefined ? {} : { port: e.kite.publicPort }),
-      }, e.kite.secret)
-    ));
+  }
+
+  /** Asks for kites inside the tunnel with a NOOP of signed kite lines. */
+  async #sendKites(session: Session, entries: KiteEntry[]): Promise<void> {
+    if (entries.length === 0 || session.closed) return;
+    const kites = await Promise.all(entries.map((e) => this.#sign(e)));
     session.sendControl({
       noop: true,
       headers: kiteRequestHeaders({ kites, version: this.#options.version }),
       body: BANG,
     });
+  }
+
+  #sign(e: KiteEntry): Promise<KiteRequest> {
+    return signKiteRequest({
+      proto: e.kite.proto,
+      domain: e.kite.domain.toLowerCase(),
+      salt: e.salt,
+      token: e.token,
+      ...(e.kite.publicPort === undefined ? {} : { port: e.kite.publicPort }),
+    }, e.kite.secret);
   }
 
   #keepalive(session: Session): void {

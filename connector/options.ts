@@ -226,6 +226,29 @@ export interface ResolvedConnectorOptions {
   random: () => number;
 }
 
+/**
+ * Checks a kite: a domain and a secret, and options the HTTP filter takes
+ * (so bad credentials or host names fail here, not on every stream).
+ */
+export function validateKite(kite: ConnectorKite): void {
+  if (kite.domain === "" || kite.secret === "") {
+    throw new TypeError(
+      `Cannot connect kites: kite ${
+        JSON.stringify(kite.domain)
+      } needs a domain and a secret`,
+    );
+  }
+  new HttpRequestFilter({
+    remoteIp: "127.0.0.1",
+    remotePort: 1,
+    publicPort: 1,
+    ...(typeof kite.rewriteHost === "string"
+      ? { rewriteHost: kite.rewriteHost }
+      : {}),
+    ...(kite.basicAuth === undefined ? {} : { basicAuth: kite.basicAuth }),
+  });
+}
+
 /** Fills in defaults and checks every limit. */
 export function resolveConnectorOptions(
   options: ConnectorOptions,
@@ -246,25 +269,8 @@ export function resolveConnectorOptions(
   if (options.kites.length === 0) {
     throw new TypeError("Cannot connect kites: 'kites' is empty");
   }
-  for (const kite of options.kites) {
-    if (kite.domain === "" || kite.secret === "") {
-      throw new TypeError(
-        `Cannot connect kites: kite ${
-          JSON.stringify(kite.domain)
-        } needs a domain and a secret`,
-      );
-    }
-    // Bad credentials or host names fail here, not on every stream.
-    new HttpRequestFilter({
-      remoteIp: "127.0.0.1",
-      remotePort: 1,
-      publicPort: 1,
-      ...(typeof kite.rewriteHost === "string"
-        ? { rewriteHost: kite.rewriteHost }
-        : {}),
-      ...(kite.basicAuth === undefined ? {} : { basicAuth: kite.basicAuth }),
-    });
-  }
+  for (const kite of options.kites) validateKite(kite);
+
   const level = options.compressionLevel ?? 6;
   if (!Number.isInteger(level) || level < 1 || level > 9) {
     throw new RangeError(

@@ -31,7 +31,7 @@ import {
   waitUntil,
   writeAll,
 } from "./_fake_relay.ts";
-import { HttpClient } from "./_http.ts";
+import { HttpClient, httpRequest } from "./_http.ts";
 
 const SECRET = "s3cret";
 const FOO = "foo.example.com";
@@ -1232,3 +1232,71 @@ for (const zchunks of [true, false]) {
     assert.deepEqual(h.errors, []);
   });
 }
+
+Deno.test("Connector.addKite() and removeKite() change the kites of a live connector", async (t) => {
+  for (const addKites of [true, false]) {
+    await t.step(`addKites: ${addKites}`, async () => {
+      await using origin = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen() {} },
+        (request) => new Response(`host=${request.headers.get("host")}`),
+      );
+      await using relay = serveRelay({
+        listen: [{ hostname: "127.0.0.1", port: 0 }],
+        kites: [
+          { domain: "a.example.com", secret: "sa" },
+          { domain: "b.example.com", secret: "sb" },
+        ],
+      });
+      const port = relay.addrs[0]!.port;
+      const backend = { host: "127.0.0.1", port: origin.addr.port };
+      await using connector = connectKites({
+        relay: { hostname: "127.0.0.1", port },
+        kites: [{
+          proto: "http",
+          domain: "a.example.com",
+          secret: "sa",
+          backend,
+        }],
+        addKites,
+        reconnect: { initialMs: 50, maxMs: 100 },
+      });
+      const flying = (): string[] =>
+        relay.stats().tunnels.flatMap((tunnel) => tunnel.kites).sort();
+      await waitUntil(() => flying().length === 1, "kite a flies");
+      connector.addKite({
+        proto: "http",
+        domain: "b.example.com",
+        secret: "sb",
+        backend,
+      });
+      await waitUntil(() => flying().length === 2, "kite b flies");
+      assert.deepEqual(flying(), ["http:a.example.com", "http:b.example.com"]);
+      // In-tunnel when the relay takes AddKites, else by reconnecting.
+      assert.equal(connector.stats().connects, addKites ? 1 : 2);
+      assert.equal(connector.stats().failures, 0);
+      const b = await httpRequest(port, { host: "b.example.com" });
+      assert.equal(new TextDecoder().decode(b.body), "host=b.example.com");
+      assert.throws(
+        () =>
+          connector.addKite({
+            proto: "http",
+            domain: "b.example.com",
+            secret: "sb",
+            backend,
+          }),
+        /^TypeError: Cannot add kite: http:b\.example\.com flies already$/,
+      );
+      assert.equal(connector.removeKite("http", "a.example.com"), true);
+      assert.equal(connector.removeKite("http", "nosuch.example.com"), false);
+      await waitUntil(
+        () => flying().length === 1 && flying()[0] === "http:b.example.com",
+        "only kite b flies",
+      );
+      const a = await httpRequest(port, { host: "a.example.com" });
+      assert.equal(a.status, 503);
+      assert.deepEqual(connector.stats().kites.map((k) => k.kite), [
+        "http:b.example.com",
+      ]);
+    });
+  }
+});
