@@ -8,45 +8,29 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { getLogger, type Logger } from "@logtape/logtape";
 import {
-  decodeTunnelRequest,
-  encodeTunnelResponse,
-  findHandshakeEnd,
-  kiteResponseHeaders,
-  parseKiteRequestHeaders,
   ProtocolError,
   ProtocolLimitError,
   sniffConnection,
   type Sniffed,
-  type SniffedHttp,
-  type TunnelRequest,
-  type TunnelResponse,
 } from "../protocol/mod.ts";
 import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
+import type { StreamStats } from "../tunnel/stream.ts";
+import type { RelayContext } from "./_context.ts";
+import { Handshakes, UNAVAILABLE } from "./handshake.ts";
+import { serveHttp } from "./http.ts";
 import {
   type RelayOptions,
   type ResolvedRelayOptions,
   resolveRelayOptions,
 } from "./options.ts";
-import {
-  badRequestPage,
-  pongPage,
-  probeDownPage,
-  unavailablePage,
-} from "./pages.ts";
+import { badRequestPage, unavailablePage } from "./pages.ts";
 import { Registry } from "./registry.ts";
-import type { StreamStats } from "../tunnel/stream.ts";
 import { Tunnel, type TunnelHost, type TunnelStats } from "./tunnel.ts";
 
-/** Answer to a tunnel request that is refused before it is read. */
-const UNAVAILABLE = new TextEncoder().encode(
-  "HTTP/1.0 503 Unavailable\r\n\r\n",
-);
 /** TLS alert: fatal, access_denied (no route for this name). */
 const TLS_ALERT = Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31);
-const PROBE_PREFIX = "/~:PageKite:~/";
-const BANG = new TextEncoder().encode("!");
 
 /** What {@linkcode RelayServer.stats} reports. */
 export interface RelayStats {
@@ -113,31 +97,34 @@ export function serveRelay(options: RelayOptions = {}): RelayServer {
   return new Relay(resolveRelayOptions(options));
 }
 
-class Relay implements RelayServer, TunnelHost {
+class Relay implements RelayServer, TunnelHost, RelayContext {
   readonly addrs: Deno.NetAddr[] = [];
   readonly uuid: string;
   readonly finished: Promise<void>;
-  readonly #options: ResolvedRelayOptions;
-  readonly #log = getLogger(["kitewire", "relay"]);
+  readonly options: ResolvedRelayOptions;
+  readonly log: Logger = getLogger(["kitewire", "relay"]);
   readonly #listeners: Deno.TcpListener[] = [];
-  readonly #registry: Registry;
-  readonly #tunnels = new Set<Tunnel>();
+  readonly registry: Registry;
+  readonly tunnels: Set<Tunnel> = new Set<Tunnel>();
   /** Connections still being identified. */
   readonly #sniffing = new Set<Deno.Conn>();
   readonly #tasks = new Set<Promise<void>>();
-  /** Tunnel handshakes in progress, per IP. */
-  readonly #handshakes = new Map<string, number>();
+  readonly #handshakes: Handshakes;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #done = Promise.withResolvers<void>();
   #nextTunnelId = 1;
-  #closing = false;
-  #streamConnections = 0;
+  #closingFlag = false;
+
+  get closing(): boolean {
+    return this.#closingFlag;
+  }
 
   constructor(options: ResolvedRelayOptions) {
-    this.#options = options;
+    this.options = options;
     this.uuid = randomHex(20);
     this.finished = this.#done.promise;
-    this.#registry = new Registry({
+    this.#handshakes = new Handshakes(this);
+    this.registry = new Registry({
       kites: options.kites,
       protos: options.protos,
       ports: () => this.addrs.map((a) => a.port),
@@ -153,7 +140,7 @@ class Relay implements RelayServer, TunnelHost {
       for (const listener of this.#listeners) listener.close();
       throw error;
     }
-    for (const listener of this.#listeners) this.#track(this.#accept(listener));
+    for (const listener of this.#listeners) this.track(this.#accept(listener));
     const tick = Math.max(
       20,
       Math.min(
@@ -164,7 +151,7 @@ class Relay implements RelayServer, TunnelHost {
       ),
     );
     this.#timer = setInterval(() => this.#housekeeping(), tick);
-    this.#log.info("Relay {uuid} listening on {addrs}", {
+    this.log.info("Relay {uuid} listening on {addrs}", {
       uuid: this.uuid,
       addrs: this.addrs.map((a) => `${a.hostname}:${a.port}`).join(", "),
     });
@@ -176,12 +163,12 @@ class Relay implements RelayServer, TunnelHost {
   }
 
   async shutdown(): Promise<void> {
-    if (!this.#closing) {
-      this.#closing = true;
+    if (!this.#closingFlag) {
+      this.#closingFlag = true;
       clearInterval(this.#timer);
       for (const listener of this.#listeners) listener.close();
       for (const conn of this.#sniffing) conn[Symbol.dispose]();
-      for (const tunnel of [...this.#tunnels]) tunnel.close("relay shutdown");
+      for (const tunnel of [...this.tunnels]) tunnel.close("relay shutdown");
       void this.#drain();
     }
     await this.finished;
@@ -192,7 +179,7 @@ class Relay implements RelayServer, TunnelHost {
   }
 
   stats(): RelayStats {
-    const tunnels = [...this.#tunnels];
+    const tunnels = [...this.tunnels];
     const tunnelStats = tunnels.map((t) => t.stats());
     const streams = tunnels.flatMap((t) =>
       t.streamStats().map((s) => ({ ...s, tunnel: t.id }))
@@ -203,10 +190,10 @@ class Relay implements RelayServer, TunnelHost {
       streams,
       totals: {
         tunnels: tunnels.length,
-        kites: this.#registry.size,
+        kites: this.registry.size,
         streams: streams.length,
         connections: this.#connections(),
-        pendingHandshakes: this.#pendingHandshakes(),
+        pendingHandshakes: this.#handshakes.pending(),
         bytesIn: tunnelStats.reduce((n, t) => n + t.bytesIn, 0),
         bytesOut: tunnelStats.reduce((n, t) => n + t.bytesOut, 0),
       },
@@ -215,46 +202,43 @@ class Relay implements RelayServer, TunnelHost {
 
   // TunnelHost
 
-  async addKites(tunnel: Tunnel, headers: [string, string][]): Promise<void> {
-    let request;
-    try {
-      request = parseKiteRequestHeaders(headers);
-    } catch (error) {
-      this.#log.warn("Tunnel {id}: bad kite lines in a NOOP chunk: {error}", {
-        id: tunnel.id,
-        error,
-      });
-      return;
-    }
-    const results = await this.#registry.answer(tunnel, request);
-    if (tunnel.closed) return;
-    const answer: TunnelResponse = {
-      results,
-      sessionId: this.#registry.newSession(tunnel),
-      motd: this.#options.motd ?? "",
-    };
-    if (request.prefix !== undefined) answer.prefix = request.prefix;
-    tunnel.sendControl({
-      noop: true,
-      headers: kiteResponseHeaders(answer),
-      body: BANG,
-    });
-    this.#logResults(tunnel, results);
+  addKites(tunnel: Tunnel, headers: [string, string][]): Promise<void> {
+    return this.#handshakes.addKites(tunnel, headers);
   }
 
   closed(tunnel: Tunnel): void {
-    this.#registry.unregister(tunnel);
-    this.#tunnels.delete(tunnel);
+    this.registry.unregister(tunnel);
+    this.tunnels.delete(tunnel);
   }
 
   report(error: unknown): void {
-    if (this.#options.onError !== undefined) this.#options.onError(error);
-    else this.#log.warn("Relay error: {error}", { error });
+    if (this.options.onError !== undefined) this.options.onError(error);
+    else this.log.warn("Relay error: {error}", { error });
+  }
+
+  release(conn: Deno.Conn): void {
+    this.#sniffing.delete(conn);
+  }
+
+  newTunnel(conn: Deno.Conn, features: readonly string[]): Tunnel {
+    const o = this.options;
+    const tunnel = new Tunnel(this.#nextTunnelId++, conn, features, this, {
+      compress: o.compress && features.includes("ZChunks"),
+      compressionLevel: o.compressionLevel,
+      maxChunkSize: o.maxChunkSize,
+      queueBytes: o.tunnelQueueBytes,
+      maxStreams: o.maxStreamsPerTunnel,
+      windowBytes: o.streamWindowBytes,
+      maxBufferBytes: o.maxStreamBufferBytes,
+      now: o.now,
+    });
+    this.tunnels.add(tunnel);
+    return tunnel;
   }
 
   // Connections
 
-  #track(task: Promise<void>): void {
+  track(task: Promise<void>): void {
     const tracked = task.catch((error) => this.report(error)).finally(() =>
       this.#tasks.delete(tracked)
     );
@@ -268,29 +252,31 @@ class Relay implements RelayServer, TunnelHost {
 
   async #accept(listener: Deno.TcpListener): Promise<void> {
     const port = listener.addr.port;
-    while (!this.#closing) {
+    while (!this.#closingFlag) {
       let conn: Deno.TcpConn;
       try {
         conn = await listener.accept();
       } catch (error) {
-        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        if (this.#closingFlag || error instanceof Deno.errors.BadResource) {
+          return;
+        }
         // Out of descriptors, most likely: back off and keep accepting.
         this.report(error);
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      this.#track(this.#handle(conn, port));
+      this.track(this.#handle(conn, port));
     }
   }
 
   #connections(): number {
     let streams = 0;
-    for (const tunnel of this.#tunnels) streams += tunnel.streamCount;
-    return this.#sniffing.size + this.#tunnels.size + streams;
+    for (const tunnel of this.tunnels) streams += tunnel.streamCount;
+    return this.#sniffing.size + this.tunnels.size + streams;
   }
 
   #overloaded(): boolean {
-    return this.#connections() > this.#options.overloadConnections;
+    return this.#connections() > this.options.overloadConnections;
   }
 
   async #handle(conn: Deno.TcpConn, port: number): Promise<void> {
@@ -303,23 +289,23 @@ class Relay implements RelayServer, TunnelHost {
       const { what, bytes } = sniffed;
       switch (what.kind) {
         case "ping":
-          await this.#answer(
+          await this.answer(
             conn,
-            this.#unavailable("ping.pagekite", "http", "connection"),
+            this.unavailable("ping.pagekite", "http", "connection"),
           );
           return;
         case "tunnel":
-          owned = !await this.#handshake(conn, bytes);
+          owned = !await this.#handshakes.accept(conn, bytes);
           return;
         case "http":
-          owned = !await this.#http(conn, what, bytes, port);
+          owned = !await serveHttp(this, conn, what, bytes, port);
           return;
         case "connect":
           // CONNECT and raw ports come with the relay edge; nothing here.
-          await this.#answer(conn, UNAVAILABLE);
+          await this.answer(conn, UNAVAILABLE);
           return;
         case "tls":
-          await this.#answer(conn, TLS_ALERT);
+          await this.answer(conn, TLS_ALERT);
           return;
         default:
           return; // XMPP, IRC, Minecraft: not served by this relay
@@ -336,12 +322,12 @@ class Relay implements RelayServer, TunnelHost {
   async #sniff(
     conn: Deno.Conn,
   ): Promise<{ what: Sniffed; bytes: Uint8Array } | null> {
-    const max = this.#options.maxRequestHeadBytes;
+    const max = this.options.maxRequestHeadBytes;
     let bytes: Uint8Array = new Uint8Array(0);
     const buffer = new Uint8Array(max);
     const timer = setTimeout(
       () => conn[Symbol.dispose](),
-      this.#options.sniffTimeoutMs,
+      this.options.sniffTimeoutMs,
     );
     try {
       for (;;) {
@@ -352,14 +338,14 @@ class Relay implements RelayServer, TunnelHost {
         try {
           result = sniffConnection(bytes, {
             maxHeadBytes: max,
-            maxHeaders: this.#options.maxRequestHeaders,
+            maxHeaders: this.options.maxRequestHeaders,
           });
         } catch (error) {
           if (
             error instanceof ProtocolError ||
             error instanceof ProtocolLimitError
           ) {
-            await this.#answer(conn, badRequestPage(error.message));
+            await this.answer(conn, badRequestPage(error.message));
             return null;
           }
           throw error;
@@ -368,7 +354,7 @@ class Relay implements RelayServer, TunnelHost {
         if (result.status === "unrecognized") {
           const text = String.fromCharCode(...bytes.subarray(0, 8));
           if (/^[A-Z]+ /.test(text)) {
-            await this.#answer(conn, badRequestPage("Unsupported request"));
+            await this.answer(conn, badRequestPage("Unsupported request"));
           }
           return null;
         }
@@ -381,7 +367,7 @@ class Relay implements RelayServer, TunnelHost {
     }
   }
 
-  async #answer(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  async answer(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
     try {
       await writeAll(conn, bytes);
     } catch (error) {
@@ -389,7 +375,7 @@ class Relay implements RelayServer, TunnelHost {
     }
   }
 
-  #unavailable(
+  unavailable(
     host: string,
     proto: string,
     label: "connection" | "kite",
@@ -402,8 +388,8 @@ class Relay implements RelayServer, TunnelHost {
       label,
       proto,
     };
-    if (this.#options.errorUrl !== undefined && label === "kite") {
-      page.errorUrl = this.#options.errorUrl;
+    if (this.options.errorUrl !== undefined && label === "kite") {
+      page.errorUrl = this.options.errorUrl;
       if (conn !== undefined) {
         page.relayIp = (conn.localAddr as Deno.NetAddr).hostname;
       }
@@ -411,223 +397,10 @@ class Relay implements RelayServer, TunnelHost {
     return unavailablePage(page);
   }
 
-  /** Routes an HTTP request; true when a stream took the connection. */
-  async #http(
-    conn: Deno.Conn,
-    what: SniffedHttp,
-    bytes: Uint8Array,
-    port: number,
-  ): Promise<boolean> {
-    const { head } = what;
-    if (head.method === "PING") {
-      await this.#answer(conn, pongPage(head.target));
-      return false;
-    }
-    let proto = "http";
-    let host = head.host;
-    if (head.target.startsWith(PROBE_PREFIX)) {
-      proto = "probe";
-      host = head.target.slice(PROBE_PREFIX.length).split("/")[0]!
-        .toLowerCase();
-    } else if (
-      head.headers.some(([name, value]) =>
-        name.toLowerCase() === "upgrade" && value.toLowerCase() === "websocket"
-      )
-    ) {
-      proto = "websocket";
-    }
-    if (host === undefined || host === "") {
-      await this.#answer(conn, badRequestPage("Missing Host header"));
-      return false;
-    }
-    const route = this.#registry.route(proto, host, port);
-    if (route === undefined) {
-      await this.#answer(
-        conn,
-        proto === "probe"
-          ? probeDownPage(head.target)
-          : this.#unavailable(host, proto, "kite", conn),
-      );
-      return false;
-    }
-    const tunnel = route.value;
-    const stream = tunnel.openStream(
-      { proto: proto === "probe" ? "http" : route.proto, host, port },
-      conn.remoteAddr as Deno.NetAddr,
-      bytes,
-    );
-    if (stream === null) {
-      await this.#answer(conn, this.#unavailable(host, proto, "kite", conn));
-      return false;
-    }
-    this.#sniffing.delete(conn);
-    this.#track(stream.attach(conn));
-    return true;
-  }
-
-  // Tunnels
-
-  #pendingHandshakes(ip?: string): number {
-    let pending = 0;
-    for (const [from, count] of this.#handshakes) {
-      if (ip === undefined || from === ip) pending += count;
-    }
-    // A tunnel still in #welcome() is counted in #handshakes; count it
-    // again only once it lingers for kites signed in the tunnel.
-    for (const tunnel of this.#tunnels) {
-      if (
-        tunnel.kites.size === 0 && tunnel.lingerUntil !== undefined &&
-        (ip === undefined ||
-          (tunnel.conn.remoteAddr as Deno.NetAddr).hostname === ip)
-      ) pending++;
-    }
-    return pending;
-  }
-
-  /** Answers a tunnel request; true when a tunnel took the connection. */
-  async #handshake(conn: Deno.Conn, first: Uint8Array): Promise<boolean> {
-    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-    if (
-      this.#pendingHandshakes() >= this.#options.maxPendingHandshakes ||
-      this.#pendingHandshakes(ip) >= this.#options.maxPendingHandshakesPerIp
-    ) {
-      this.#log.warn(
-        "Refusing a tunnel from {ip}: too many pending handshakes",
-        { ip },
-      );
-      await this.#answer(conn, UNAVAILABLE);
-      return false;
-    }
-    this.#handshakes.set(ip, (this.#handshakes.get(ip) ?? 0) + 1);
-    const timer = setTimeout(
-      () => conn[Symbol.dispose](),
-      this.#options.handshakeTimeoutMs,
-    );
-    try {
-      const limits = {
-        maxHeadBytes: this.#options.maxHandshakeBytes,
-        maxHeaders: this.#options.maxHandshakeHeaders,
-      };
-      let bytes: Uint8Array = first;
-      let end: number;
-      const buffer = new Uint8Array(16 * 1024);
-      try {
-        while ((end = findHandshakeEnd(bytes, limits)) === -1) {
-          const n = await conn.read(buffer);
-          if (n === null) return false;
-          bytes = concat(bytes, buffer.subarray(0, n));
-        }
-      } catch (error) {
-        if (error instanceof ProtocolLimitError) {
-          await this.#answer(conn, UNAVAILABLE);
-          return false;
-        }
-        throw error;
-      }
-      let request;
-      try {
-        request = decodeTunnelRequest(bytes.subarray(0, end), limits);
-      } catch (error) {
-        this.#log.warn("Refusing a tunnel from {ip}: {error}", { ip, error });
-        await this.#answer(conn, UNAVAILABLE);
-        return false;
-      }
-      const features = request.features ?? [];
-      const tunnel = new Tunnel(this.#nextTunnelId++, conn, features, this, {
-        compress: this.#options.compress && features.includes("ZChunks"),
-        compressionLevel: this.#options.compressionLevel,
-        maxChunkSize: this.#options.maxChunkSize,
-        queueBytes: this.#options.tunnelQueueBytes,
-        maxStreams: this.#options.maxStreamsPerTunnel,
-        windowBytes: this.#options.streamWindowBytes,
-        maxBufferBytes: this.#options.maxStreamBufferBytes,
-        now: this.#options.now,
-      });
-      this.#tunnels.add(tunnel);
-      try {
-        return await this.#welcome(tunnel, request, bytes.slice(end), timer);
-      } catch (error) {
-        tunnel.close(
-          isDisconnectError(error)
-            ? "the connector left during the handshake"
-            : String(error),
-        );
-        if (!isDisconnectError(error)) throw error;
-        return true;
-      }
-    } catch (error) {
-      if (isDisconnectError(error)) return false;
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      const count = (this.#handshakes.get(ip) ?? 1) - 1;
-      if (count === 0) this.#handshakes.delete(ip);
-      else this.#handshakes.set(ip, count);
-    }
-  }
-
-  /** Answers the kites of a new tunnel and starts it. */
-  async #welcome(
-    tunnel: Tunnel,
-    request: TunnelRequest,
-    rest: Uint8Array,
-    timer: ReturnType<typeof setTimeout>,
-  ): Promise<boolean> {
-    const features = tunnel.features;
-    const conn = tunnel.conn;
-    {
-      const results = await this.#registry.answer(tunnel, request);
-      const response: TunnelResponse = {
-        results,
-        features: this.#options.compress
-          ? ["ZChunks", "AddKites"]
-          : ["AddKites"],
-        protos: this.#options.protos.slice(),
-        ports: this.addrs.map((a) => a.port),
-        sessionId: this.#registry.newSession(tunnel),
-        motd: this.#options.motd ?? "",
-      };
-      if (request.prefix !== undefined) response.prefix = request.prefix;
-      await writeAll(conn, encodeTunnelResponse(response));
-      this.#logResults(tunnel, results);
-      const live = results.some((r) => r.status === "ok");
-      const rejected = results.some((r) =>
-        r.status === "invalid" || r.status === "duplicate"
-      );
-      if (!live) {
-        if (!features.includes("AddKites") || rejected || this.#closing) {
-          tunnel.close("no kite was accepted");
-          return true;
-        }
-        tunnel.lingerUntil = this.#options.now() +
-          this.#options.addKitesLingerMs;
-      }
-      clearTimeout(timer);
-      this.#track(tunnel.start(rest));
-      return true;
-    }
-  }
-
-  #logResults(tunnel: Tunnel, results: TunnelResponse["results"]): void {
-    for (const r of results) {
-      this.#log.info("Tunnel {id} from {remote}: {status} {kite}{why}", {
-        id: tunnel.id,
-        remote: tunnel.remote,
-        status: r.status,
-        kite: `${r.proto}${
-          r.port === undefined ? "" : `-${r.port}`
-        }:${r.domain}`,
-        why: r.status === "invalid" && r.reason !== undefined
-          ? ` (${r.reason})`
-          : "",
-      });
-    }
-  }
-
   #housekeeping(): void {
-    const now = this.#options.now();
-    const { pingIntervalMs, pingGraceMs } = this.#options;
-    for (const tunnel of [...this.#tunnels]) {
+    const now = this.options.now();
+    const { pingIntervalMs, pingGraceMs } = this.options;
+    for (const tunnel of [...this.tunnels]) {
       if (
         tunnel.suspectedAt !== undefined &&
         tunnel.lastReceivedAt > tunnel.suspectedAt
@@ -636,7 +409,7 @@ class Relay implements RelayServer, TunnelHost {
       }
       if (
         tunnel.suspectedAt !== undefined &&
-        now - tunnel.suspectedAt >= this.#options.duplicateGraceMs
+        now - tunnel.suspectedAt >= this.options.duplicateGraceMs
       ) {
         tunnel.close("silent after its kite was claimed by another connector");
       } else if (

@@ -1,0 +1,36 @@
+// Copyright 2026 the Kitewire authors. MIT license.
+// What the relay's parts (HTTP routing, tunnel handshakes, ...) need from
+// the running relay.
+
+import type { Logger } from "@logtape/logtape";
+import type { ResolvedRelayOptions } from "./options.ts";
+import type { Registry } from "./registry.ts";
+import type { Tunnel } from "./tunnel.ts";
+
+/** The running relay, as its parts see it. */
+export interface RelayContext {
+  readonly options: ResolvedRelayOptions;
+  readonly registry: Registry;
+  readonly log: Logger;
+  /** Live tunnels, lingering ones included. */
+  readonly tunnels: ReadonlySet<Tunnel>;
+  /** The bound addresses. */
+  readonly addrs: readonly Deno.NetAddr[];
+  /** Whether shutdown has begun. */
+  readonly closing: boolean;
+  /** Tracks a task so shutdown waits for it. */
+  track(task: Promise<void>): void;
+  /** Writes a complete answer, ignoring a peer that already left. */
+  answer(conn: Deno.Conn, bytes: Uint8Array): Promise<void>;
+  /** The 503 page (or fast-ping answer) for `host`. */
+  unavailable(
+    host: string,
+    proto: string,
+    label: "connection" | "kite",
+    conn?: Deno.Conn,
+  ): Uint8Array;
+  /** A connection is now owned by a stream or tunnel. */
+  release(conn: Deno.Conn): void;
+  /** Creates and registers a tunnel for a connector's connection. */
+  newTunnel(conn: Deno.Conn, features: readonly string[]): Tunnel;
+}

@@ -1,0 +1,69 @@
+// Copyright 2026 the Kitewire authors. MIT license.
+/**
+ * Public HTTP at the relay (spec §4.1, §4.2, §4.7): the `PING` method,
+ * probes, websocket upgrades, routing by Host to a tunnel, and the relay's
+ * own answers when no tunnel serves the kite.
+ *
+ * @module
+ */
+
+import type { SniffedHttp } from "../protocol/mod.ts";
+import type { RelayContext } from "./_context.ts";
+import { badRequestPage, pongPage, probeDownPage } from "./pages.ts";
+
+const PROBE_PREFIX = "/~:PageKite:~/";
+
+/** Routes an HTTP request; true when a stream took the connection. */
+export async function serveHttp(
+  ctx: RelayContext,
+  conn: Deno.Conn,
+  what: SniffedHttp,
+  bytes: Uint8Array,
+  port: number,
+): Promise<boolean> {
+  const { head } = what;
+  if (head.method === "PING") {
+    await ctx.answer(conn, pongPage(head.target));
+    return false;
+  }
+  let proto = "http";
+  let host = head.host;
+  if (head.target.startsWith(PROBE_PREFIX)) {
+    proto = "probe";
+    host = head.target.slice(PROBE_PREFIX.length).split("/")[0]!
+      .toLowerCase();
+  } else if (
+    head.headers.some(([name, value]) =>
+      name.toLowerCase() === "upgrade" && value.toLowerCase() === "websocket"
+    )
+  ) {
+    proto = "websocket";
+  }
+  if (host === undefined || host === "") {
+    await ctx.answer(conn, badRequestPage("Missing Host header"));
+    return false;
+  }
+  const route = ctx.registry.route(proto, host, port);
+  if (route === undefined) {
+    await ctx.answer(
+      conn,
+      proto === "probe"
+        ? probeDownPage(head.target)
+        : ctx.unavailable(host, proto, "kite", conn),
+    );
+    return false;
+  }
+  const tunnel = route.value;
+  const stream = tunnel.openStream(
+    { proto: proto === "probe" ? "http" : route.proto, host, port },
+    conn.remoteAddr as Deno.NetAddr,
+    bytes,
+  );
+  if (stream === null) {
+    await ctx.answer(conn, ctx.unavailable(host, proto, "kite", conn));
+    return false;
+  }
+  ctx.release(conn);
+  ctx.track(stream.attach(conn));
+  return true;
+}
