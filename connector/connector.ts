@@ -330,6 +330,8 @@ class KiteConnector implements Connector, SessionHost {
         continue;
       }
       const started = now();
+      // Kites changed from here on make the new tunnel reconnect at once.
+      this.#immediate = false;
       let reason: string;
       try {
         reason = await this.#connectOnce();
@@ -376,6 +378,10 @@ class KiteConnector implements Connector, SessionHost {
    * closes. Returns why it closed.
    */
   async #connectOnce(): Promise<string> {
+    // Challenge tokens are for one attempt: a relay that restarted, or a
+    // token that expired, answers an old one "unauthorized", as if the kite
+    // were refused. Ask for fresh ones, as pagekite.py does.
+    for (const entry of this.#entries) entry.token = "";
     for (let round = 0;; round++) {
       const signal = AbortSignal.any([
         this.#stop.signal,
@@ -520,6 +526,11 @@ class KiteConnector implements Connector, SessionHost {
     this.#sessionClosed = Promise.withResolvers<string>();
     this.#inTunnel = this.#options.addKites &&
       (response.features ?? []).includes("AddKites");
+    if (this.#immediate) {
+      // addKite() or removeKite() ran while we were connecting: this
+      // tunnel was asked for the old kites.
+      session.close("the kites changed");
+    }
     this.#connects++;
     this.#events.push({
       type: "connected",

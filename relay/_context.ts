@@ -3,6 +3,7 @@
 // the running relay.
 
 import type { Logger } from "@logtape/logtape";
+import type { RelayEdge } from "./edge.ts";
 import type { ResolvedRelayOptions } from "./options.ts";
 import type { Registry } from "./registry.ts";
 import type { Tunnel } from "./tunnel.ts";
@@ -11,6 +12,8 @@ import type { Tunnel } from "./tunnel.ts";
 export interface RelayContext {
   readonly options: ResolvedRelayOptions;
   readonly registry: Registry;
+  /** ACLs, auth apps, rate limits. */
+  readonly edge: RelayEdge;
   readonly log: Logger;
   /** Live tunnels, lingering ones included. */
   readonly tunnels: ReadonlySet<Tunnel>;
@@ -33,4 +36,19 @@ export interface RelayContext {
   release(conn: Deno.Conn): void;
   /** Creates and registers a tunnel for a connector's connection. */
   newTunnel(conn: Deno.Conn, features: readonly string[]): Tunnel;
+  /**
+   * HOOK for TLS (spec §4.4 row 443): serves an end-user
+   * `CONNECT host:443`. It answers the CONNECT itself (`200 Connection
+   * Established`, or `HTTP/1.0 503 Unavailable` when neither an `https`
+   * kite nor a TLS endpoint serves `host`) and handles what follows as TLS
+   * for `host`; `rest` holds the bytes that followed the CONNECT head.
+   * Resolves true when a stream took the connection. Absent: such CONNECTs
+   * get the 503 (see relay/connect.ts).
+   */
+  serveConnectTls?(
+    conn: Deno.Conn,
+    host: string,
+    rest: Uint8Array,
+    port: number,
+  ): Promise<boolean>;
 }

@@ -20,6 +20,7 @@ import {
 } from "../protocol/mod.ts";
 import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 import type { RelayContext } from "./_context.ts";
+import { announcedRawPorts, publicPorts } from "./_ports.ts";
 import type { Tunnel } from "./tunnel.ts";
 
 /** Answer to a tunnel request that is refused before it is read. */
@@ -50,12 +51,28 @@ export class Handshakes {
       );
       return;
     }
-    const results = await this.#ctx.registry.answer(tunnel, request);
+    // Auth apps get the handshake deadline here too.
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(),
+      this.#ctx.options.handshakeTimeoutMs,
+    );
+    let results;
+    try {
+      results = await this.#ctx.registry.answer(
+        tunnel,
+        request,
+        deadline.signal,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
     if (tunnel.closed) return;
     const answer: TunnelResponse = {
       results,
       sessionId: this.#ctx.registry.newSession(tunnel),
       motd: this.#ctx.options.motd ?? "",
+      ...this.#ctx.edge.tunnelAnswer(tunnel),
     };
     if (request.prefix !== undefined) answer.prefix = request.prefix;
     tunnel.sendControl({
@@ -98,10 +115,12 @@ export class Handshakes {
       return false;
     }
     this.#handshakes.set(ip, (this.#handshakes.get(ip) ?? 0) + 1);
-    const timer = setTimeout(
-      () => conn[Symbol.dispose](),
-      this.#ctx.options.handshakeTimeoutMs,
-    );
+    // The deadline covers reading the request and auth-app lookups.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => {
+      deadline.abort();
+      conn[Symbol.dispose]();
+    }, this.#ctx.options.handshakeTimeoutMs);
     try {
       const limits = {
         maxHeadBytes: this.#ctx.options.maxHandshakeBytes,
@@ -137,7 +156,13 @@ export class Handshakes {
       const features = request.features ?? [];
       const tunnel = this.#ctx.newTunnel(conn, features);
       try {
-        return await this.#welcome(tunnel, request, bytes.slice(end), timer);
+        return await this.#welcome(
+          tunnel,
+          request,
+          bytes.slice(end),
+          timer,
+          deadline.signal,
+        );
       } catch (error) {
         tunnel.close(
           isDisconnectError(error)
@@ -164,20 +189,27 @@ export class Handshakes {
     request: TunnelRequest,
     rest: Uint8Array,
     timer: ReturnType<typeof setTimeout>,
+    deadline: AbortSignal,
   ): Promise<boolean> {
     const features = tunnel.features;
     const conn = tunnel.conn;
     {
-      const results = await this.#ctx.registry.answer(tunnel, request);
+      const results = await this.#ctx.registry.answer(
+        tunnel,
+        request,
+        deadline,
+      );
       const response: TunnelResponse = {
         results,
         features: this.#ctx.options.compress
           ? ["ZChunks", "AddKites"]
           : ["AddKites"],
         protos: this.#ctx.options.protos.slice(),
-        ports: this.#ctx.addrs.map((a) => a.port),
+        ports: publicPorts(this.#ctx.options, this.#ctx.addrs),
+        ...announcedRawPorts(this.#ctx.options),
         sessionId: this.#ctx.registry.newSession(tunnel),
         motd: this.#ctx.options.motd ?? "",
+        ...this.#ctx.edge.tunnelAnswer(tunnel),
       };
       if (request.prefix !== undefined) response.prefix = request.prefix;
       await writeAll(conn, encodeTunnelResponse(response));

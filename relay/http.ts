@@ -13,13 +13,17 @@ import { badRequestPage, pongPage, probeDownPage } from "./pages.ts";
 
 const PROBE_PREFIX = "/~:PageKite:~/";
 
-/** Routes an HTTP request; true when a stream took the connection. */
+/**
+ * Routes an HTTP request; true when a stream took the connection.
+ * `options.tls` says the relay terminated TLS for it (`RTLS: 1`).
+ */
 export async function serveHttp(
   ctx: RelayContext,
   conn: Deno.Conn,
   what: SniffedHttp,
   bytes: Uint8Array,
   port: number,
+  options: { tls?: boolean } = {},
 ): Promise<boolean> {
   const { head } = what;
   if (head.method === "PING") {
@@ -55,7 +59,12 @@ export async function serveHttp(
   }
   const tunnel = route.value;
   const stream = tunnel.openStream(
-    { proto: proto === "probe" ? "http" : route.proto, host, port },
+    {
+      proto: proto === "probe" ? "http" : route.proto,
+      host,
+      port,
+      tls: options.tls === true,
+    },
     conn.remoteAddr as Deno.NetAddr,
     bytes,
   );

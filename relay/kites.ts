@@ -24,6 +24,12 @@ export interface StaticKite {
    * (`http`, `raw-22`); absent means every protocol.
    */
   protos?: string[];
+  /**
+   * Client-IP rate limit of this kite and the names under it (pagekite.py
+   * `--ratelimit_ips=domain:N/S`); a tunnel enforces the strictest of its
+   * kites'.
+   */
+  ipsPerSec?: { ips: number; seconds: number };
 }
 
 /** Looks up kite secrets: exact names first, then wildcards. */

@@ -22,5 +22,12 @@
 export * from "./relay.ts";
 export type { RelayListenOptions, RelayOptions } from "./options.ts";
 export type { StaticKite } from "./kites.ts";
+export type {
+  AclRule,
+  AuthAppOptions,
+  IpRateLimit,
+  RelayEdgeOptions,
+} from "./edge_options.ts";
+export type { RelayTlsOptions, TlsEndpoint } from "./tls_options.ts";
 export type { StreamStats } from "../tunnel/stream.ts";
 export type { TunnelStats } from "./tunnel.ts";

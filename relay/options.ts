@@ -6,6 +6,9 @@
  * @module
  */
 
+import { checkEdgeOptions } from "./_ports.ts";
+import { type RelayEdgeOptions, resolveEdgeOptions } from "./edge_options.ts";
+import { type RelayTlsOptions, resolveTlsOptions } from "./tls_options.ts";
 import type { StaticKite } from "./kites.ts";
 
 /** Where a relay listens. */
@@ -21,7 +24,7 @@ export interface RelayListenOptions {
 }
 
 /** Options for {@linkcode serveRelay}. */
-export interface RelayOptions {
+export interface RelayOptions extends RelayEdgeOptions, RelayTlsOptions {
   /**
    * Addresses to listen on. Each accepts public traffic and tunnel
    * requests alike, as pagekite.py's front-end does.
@@ -33,10 +36,48 @@ export interface RelayOptions {
   kites?: StaticKite[];
   /**
    * Kite protocols the relay accepts, announced as `X-PageKite-Protos`.
+   * Add `xmpp`, `irc` or `minecraft` to relay those protocols; `raw` is in
+   * the default only when `rawPorts` is set.
    *
    * @default {["http", "http2", "http3", "websocket"]}
    */
   protos?: string[];
+  /**
+   * Raw ports (pagekite.py `--rawports`), announced as
+   * `X-PageKite-Raw-Ports`. A `raw-N` kite is accepted only for a port
+   * listed here (or any port with `"virtual"`); users reach raw kites with
+   * `CONNECT host:port`. Each number also makes the relay listen on that
+   * port (on the hostname of the first `listen` entry) and route every
+   * connection to the raw kite of the domain the same client IP last asked
+   * for over HTTP (spec §4.5). When non-empty and `protos` is not given,
+   * `raw` joins the default protocols.
+   *
+   * @default {[]}
+   */
+  rawPorts?: (number | "virtual")[];
+  /**
+   * How long a numeric raw port remembers the domain a client IP last
+   * requested over HTTP.
+   *
+   * @default {120000}
+   */
+  rawPortMemoryMs?: number;
+  /**
+   * Client IPs remembered for numeric raw ports; the oldest are forgotten
+   * first.
+   *
+   * @default {65536}
+   */
+  rawPortMemoryEntries?: number;
+  /**
+   * Listening ports that stand for other public ports (pagekite.py
+   * `--portalias=from:to`): connections on `from` are routed, and streams
+   * report `Port:`, as if they came in on `to`, and `X-PageKite-Ports`
+   * lists `to`.
+   *
+   * @default {{}}
+   */
+  portAliases?: Record<number, number>;
   /**
    * Let connectors that advertise `ZChunks` receive compressed frames.
    *
@@ -174,7 +215,24 @@ export interface RelayOptions {
    * @default {1048576}
    */
   maxChunkSize?: number;
-  /** Stops the relay when aborted. */
+  /**
+   * After `shutdown()` began, how long in-flight streams may run before
+   * every tunnel is closed; tunnels close as soon as their streams ended.
+   *
+   * @default {30000}
+   */
+  shutdownGraceMs?: number;
+  /**
+   * Pause before accepting again after `accept()` failed (out of
+   * descriptors, most likely), so the relay never busy-loops on EMFILE.
+   *
+   * @default {100}
+   */
+  acceptBackoffMs?: number;
+  /**
+   * Stops the relay when aborted, like a call of `RelayServer.shutdown()`:
+   * the first abort or call drains, a later one closes everything at once.
+   */
   signal?: AbortSignal;
   /** Called with errors of single connections, which never stop the relay. */
   onError?: (error: unknown) => void;
@@ -189,10 +247,26 @@ export type ResolvedRelayOptions =
   & Required<
     Omit<
       RelayOptions,
-      "motd" | "errorUrl" | "signal" | "onError" | "onListen" | "now"
+      | "motd"
+      | "errorUrl"
+      | "signal"
+      | "onError"
+      | "onListen"
+      | "now"
+      | "ipsPerSec"
+      | "tlsDefaultName"
     >
   >
-  & Pick<RelayOptions, "motd" | "errorUrl" | "signal" | "onError" | "onListen">
+  & Pick<
+    RelayOptions,
+    | "motd"
+    | "errorUrl"
+    | "signal"
+    | "onError"
+    | "onListen"
+    | "ipsPerSec"
+    | "tlsDefaultName"
+  >
   & { now: () => number };
 
 const LIMITS = {
@@ -214,6 +288,10 @@ const LIMITS = {
   tunnelQueueBytes: 1_048_576,
   maxStreamsPerTunnel: 1024,
   maxChunkSize: 1_048_576,
+  rawPortMemoryMs: 120_000,
+  rawPortMemoryEntries: 65_536,
+  shutdownGraceMs: 30_000,
+  acceptBackoffMs: 100,
 } as const;
 
 /** Fills in defaults and checks every limit. */
@@ -223,9 +301,15 @@ export function resolveRelayOptions(
   const resolved = {
     listen: options.listen ?? [{ hostname: "0.0.0.0", port: 80 }],
     kites: options.kites ?? [],
-    protos: (options.protos ?? ["http", "http2", "http3", "websocket"]).map((
-      p,
-    ) => p.toLowerCase()),
+    protos: (options.protos ?? [
+      "http",
+      "http2",
+      "http3",
+      "websocket",
+      ...(options.rawPorts?.length ? ["raw"] : []),
+    ]).map((p) => p.toLowerCase()),
+    rawPorts: options.rawPorts ?? [],
+    portAliases: options.portAliases ?? {},
     compress: options.compress ?? true,
     compressionLevel: options.compressionLevel ?? 1,
     motd: options.motd,
@@ -249,5 +333,8 @@ export function resolveRelayOptions(
   if (resolved.listen.length === 0) {
     throw new TypeError("Cannot serve relay: 'listen' is empty");
   }
+  checkEdgeOptions(resolved);
+  Object.assign(resolved, resolveEdgeOptions(options));
+  Object.assign(resolved, resolveTlsOptions(options));
   return resolved;
 }

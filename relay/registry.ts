@@ -31,7 +31,23 @@ export interface RegistrySettings {
   protos: readonly string[];
   /** The relay's public ports, after binding. */
   ports: () => readonly number[];
+  /** Ports of `raw-N` kites; `virtual` allows any. @default {[]} */
+  rawPorts?: readonly (number | "virtual")[];
   now: () => number;
+  /**
+   * Asks an auth app for a kite no static kite covers: its secret, and a
+   * reason to refuse it even when the signature holds (quota).
+   */
+  authenticate?: (
+    tunnel: Tunnel,
+    kite: KiteRequest,
+    signal?: AbortSignal,
+  ) => Promise<{ secret?: string; reject?: string }>;
+  /**
+   * Whether the relay terminates TLS for a kite, announced with
+   * `X-PageKite-SSL-OK`.
+   */
+  tlsFor?: (proto: string, domain: string) => boolean;
 }
 
 /** Live kites, session ids, and the kite checks. */
@@ -62,6 +78,20 @@ export class Registry {
     return findRoute(this.#live, proto, host, port, this.#settings.ports());
   }
 
+  /**
+   * The tunnel of exactly the kite `proto[-port]:domain`: no wildcard, no
+   * `unknown` (end-user CONNECT, spec §4.4).
+   */
+  exact(
+    proto: string,
+    domain: string,
+    port?: number,
+  ): Route<Tunnel> | undefined {
+    const key = kiteKey(proto, domain, port);
+    const value = this.#live.get(key);
+    return value === undefined ? undefined : { key, proto, value };
+  }
+
   /** A fresh session id for `tunnel`. */
   newSession(tunnel: Tunnel): string {
     const random = crypto.getRandomValues(new Uint8Array(20));
@@ -87,7 +117,11 @@ export class Registry {
    * Answers every kite of a request for `tunnel`, registering the ones
    * that pass. Results come in request order.
    */
-  async answer(tunnel: Tunnel, request: TunnelRequest): Promise<KiteResult[]> {
+  async answer(
+    tunnel: Tunnel,
+    request: TunnelRequest,
+    signal?: AbortSignal,
+  ): Promise<KiteResult[]> {
     const results: (KiteResult | undefined)[] = [];
     const verified: { index: number; kite: KiteRequest; key: string }[] = [];
     for (const [index, kite] of request.kites.entries()) {
@@ -99,12 +133,10 @@ export class Registry {
         reason,
       });
       if (tunnel.kites.has(key)) {
-        results.push({ ...name, status: "ok" }); // asked again: still flying
+        results.push(this.#ok(name)); // asked again: still flying
         continue;
       }
-      if (
-        kite.port !== undefined && !this.#settings.ports().includes(kite.port)
-      ) {
+      if (kite.port !== undefined && !this.#servesPort(kite.proto, kite.port)) {
         results.push(invalid("port"));
         continue;
       }
@@ -128,13 +160,25 @@ export class Registry {
         }
         continue;
       }
-      const secret = this.#secrets.find(kite.proto, kite.domain, kite.port);
+      let secret = this.#secrets.find(kite.proto, kite.domain, kite.port);
+      let reject: string | undefined;
+      if (secret === undefined && this.#settings.authenticate !== undefined) {
+        ({ secret, reject } = await this.#settings.authenticate(
+          tunnel,
+          kite,
+          signal,
+        ));
+      }
       if (secret === undefined) {
-        results.push(invalid("unauthorized"));
+        results.push(invalid(reject ?? "unauthorized"));
         continue;
       }
       if (!await checkKiteSignature(kite, secret)) {
         results.push(invalid("signature"));
+        continue;
+      }
+      if (reject !== undefined) {
+        results.push(invalid(reject));
         continue;
       }
       results.push(undefined);
@@ -159,9 +203,25 @@ export class Registry {
       this.#live.set(key, tunnel);
       tunnel.kites.add(key);
       tunnel.lingerUntil = undefined;
-      results[index] = { ...nameOf(kite), status: "ok" };
+      results[index] = this.#ok(nameOf(kite));
     }
     return results as KiteResult[];
+  }
+
+  /** Whether a port-specific kite may fly on `port`. */
+  #servesPort(proto: string, port: number): boolean {
+    if (this.#settings.ports().includes(port)) return true;
+    const raw = this.#settings.rawPorts ?? [];
+    return proto === "raw" &&
+      (raw.includes("virtual") || raw.includes(port));
+  }
+
+  #ok(name: KiteName): KiteResult {
+    const result: KiteResult = { ...name, status: "ok" };
+    if (this.#settings.tlsFor?.(name.proto, name.domain) === true) {
+      result.tls = true;
+    }
+    return result;
   }
 
   async #challenge(name: KiteName, signed: string): Promise<KiteResult> {

@@ -18,8 +18,15 @@ import {
 import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 import type { StreamStats } from "../tunnel/stream.ts";
 import type { RelayContext } from "./_context.ts";
-import { Handshakes, UNAVAILABLE } from "./handshake.ts";
+import { Drain, isOutOfDescriptors, shedOldest } from "./_drain.ts";
+import { RelayEdge } from "./edge.ts";
+import { Handshakes } from "./handshake.ts";
 import { serveHttp } from "./http.ts";
+import { serveTls, serveTlsConnect, TlsEndpoints } from "./tls.ts";
+import { serveConnect } from "./connect.ts";
+import { publicPort, publicPorts, rawListenPorts } from "./_ports.ts";
+import { serveProtocol } from "./protocols.ts";
+import { RawPorts } from "./raw.ts";
 import {
   type RelayOptions,
   type ResolvedRelayOptions,
@@ -28,9 +35,6 @@ import {
 import { badRequestPage, unavailablePage } from "./pages.ts";
 import { Registry } from "./registry.ts";
 import { Tunnel, type TunnelHost, type TunnelStats } from "./tunnel.ts";
-
-/** TLS alert: fatal, access_denied (no route for this name). */
-const TLS_ALERT = Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31);
 
 /** What {@linkcode RelayServer.stats} reports. */
 export interface RelayStats {
@@ -63,7 +67,25 @@ export interface RelayServer extends AsyncDisposable {
   readonly uuid: string;
   /** Resolves once the relay stopped and every task has ended. */
   readonly finished: Promise<void>;
-  /** Stops listening, closes every tunnel and stream, and waits. */
+  /**
+   * Drains and stops the relay. The first call stops accepting (new
+   * connections are refused), closes connections still being identified,
+   * and lets in-flight streams finish: each tunnel closes once it carries
+   * no stream, and whatever is left is closed when `shutdownGraceMs` is
+   * over. A second call, or an abort of the `signal` option during the
+   * grace, closes everything at once. Resolves once every task ended.
+   *
+   * The library registers no signal handlers. A CLI wires SIGTERM (and
+   * SIGINT) to this method at start-up, before the relay could run out of
+   * descriptors (`Deno.addSignalListener` panics without one), so that a
+   * first signal drains and a second one stops at once:
+   *
+   * ```ts ignore
+   * const relay = serveRelay(options);
+   * Deno.addSignalListener("SIGTERM", () => void relay.shutdown());
+   * await relay.finished;
+   * ```
+   */
   shutdown(): Promise<void>;
   /** Tunnels, kites, streams and counters. */
   stats(): RelayStats;
@@ -105,15 +127,22 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
   readonly log: Logger = getLogger(["kitewire", "relay"]);
   readonly #listeners: Deno.TcpListener[] = [];
   readonly registry: Registry;
+  readonly edge: RelayEdge;
+  /** TLS endpoints (`tlsEndpoints`), with their secure contexts. */
+  readonly tls: TlsEndpoints;
   readonly tunnels: Set<Tunnel> = new Set<Tunnel>();
   /** Connections still being identified. */
   readonly #sniffing = new Set<Deno.Conn>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #handshakes: Handshakes;
+  readonly #rawPorts: RawPorts = new RawPorts(this);
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #done = Promise.withResolvers<void>();
   #nextTunnelId = 1;
   #closingFlag = false;
+  #draining: Drain | undefined;
+  /** The last accept() failed: report again only after a success. */
+  #acceptFailing = false;
 
   get closing(): boolean {
     return this.#closingFlag;
@@ -124,10 +153,16 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
     this.uuid = randomHex(20);
     this.finished = this.#done.promise;
     this.#handshakes = new Handshakes(this);
+    this.edge = new RelayEdge(options, () => this.tunnels);
+    this.tls = new TlsEndpoints(options.tlsEndpoints);
     this.registry = new Registry({
+      tlsFor: (proto, domain) => this.tls.announces(proto, domain),
+      authenticate: (tunnel, kite, signal) =>
+        this.edge.authenticate(tunnel, kite, signal),
       kites: options.kites,
       protos: options.protos,
-      ports: () => this.addrs.map((a) => a.port),
+      ports: () => publicPorts(options, this.addrs),
+      rawPorts: options.rawPorts,
       now: options.now,
     });
     try {
@@ -135,6 +170,13 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
         const listener = Deno.listen({ hostname, port, transport: "tcp" });
         this.#listeners.push(listener);
         this.addrs.push(listener.addr);
+      }
+      // Numeric raw ports (spec §4.5) listen beside `listen`, not in addrs.
+      const rawHostname = options.listen[0]!.hostname ?? "0.0.0.0";
+      for (const port of rawListenPorts(options, this.addrs)) {
+        const hostname = rawHostname;
+        this.#listeners.push(Deno.listen({ hostname, port, transport: "tcp" }));
+        this.#rawPorts.ports.add(port);
       }
     } catch (error) {
       for (const listener of this.#listeners) listener.close();
@@ -148,6 +190,7 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
         options.pingIntervalMs / 4,
         options.duplicateGraceMs / 4,
         options.addKitesLingerMs / 4,
+        options.streamIdleTimeoutMs / 4,
       ),
     );
     this.#timer = setInterval(() => this.#housekeeping(), tick);
@@ -165,13 +208,22 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
   async shutdown(): Promise<void> {
     if (!this.#closingFlag) {
       this.#closingFlag = true;
-      clearInterval(this.#timer);
       for (const listener of this.#listeners) listener.close();
       for (const conn of this.#sniffing) conn[Symbol.dispose]();
-      for (const tunnel of [...this.tunnels]) tunnel.close("relay shutdown");
+      // Tunnels stay while their streams run, up to shutdownGraceMs.
+      this.#draining = new Drain(this, this.options.shutdownGraceMs);
       void this.#drain();
+    } else {
+      this.#draining?.force("relay shutdown");
     }
     await this.finished;
+  }
+
+  /** Closes every tunnel and connection that is left (end of a drain). */
+  closeAll(reason: string): void {
+    clearInterval(this.#timer);
+    for (const conn of this.#sniffing) conn[Symbol.dispose]();
+    for (const tunnel of [...this.tunnels]) tunnel.close(reason);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -216,6 +268,19 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
     else this.log.warn("Relay error: {error}", { error });
   }
 
+  acceptTunnel(conn: Deno.Conn, bytes: Uint8Array): Promise<boolean> {
+    return this.#handshakes.accept(conn, bytes);
+  }
+
+  serveConnectTls(
+    conn: Deno.Conn,
+    host: string,
+    rest: Uint8Array,
+    port: number,
+  ): Promise<boolean> {
+    return serveTlsConnect(this, conn, host, rest, port);
+  }
+
   release(conn: Deno.Conn): void {
     this.#sniffing.delete(conn);
   }
@@ -228,6 +293,7 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
       maxChunkSize: o.maxChunkSize,
       queueBytes: o.tunnelQueueBytes,
       maxStreams: o.maxStreamsPerTunnel,
+      admitStream: (tunnel, remote) => this.edge.admitStream(tunnel, remote),
       windowBytes: o.streamWindowBytes,
       maxBufferBytes: o.maxStreamBufferBytes,
       now: o.now,
@@ -247,11 +313,14 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
 
   async #drain(): Promise<void> {
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+    this.#draining?.stop();
+    clearInterval(this.#timer);
     this.#done.resolve();
   }
 
   async #accept(listener: Deno.TcpListener): Promise<void> {
-    const port = listener.addr.port;
+    const listenPort = listener.addr.port;
+    const port = publicPort(this.options, listenPort);
     while (!this.#closingFlag) {
       let conn: Deno.TcpConn;
       try {
@@ -260,12 +329,20 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
         if (this.#closingFlag || error instanceof Deno.errors.BadResource) {
           return;
         }
-        // Out of descriptors, most likely: back off and keep accepting.
-        this.report(error);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Out of descriptors, most likely: shed the oldest connections
+        // still being identified, back off, keep accepting (_drain.ts).
+        if (isOutOfDescriptors(error)) shedOldest(this.#sniffing);
+        if (!this.#acceptFailing) this.report(error);
+        this.#acceptFailing = true;
+        await new Promise((r) => setTimeout(r, this.options.acceptBackoffMs));
         continue;
       }
-      this.track(this.#handle(conn, port));
+      this.#acceptFailing = false;
+      this.track(
+        this.#rawPorts.ports.has(listenPort)
+          ? this.#rawPorts.serve(conn, listenPort)
+          : this.#handle(conn, port),
+      );
     }
   }
 
@@ -287,6 +364,11 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
       const sniffed = await this.#sniff(conn);
       if (sniffed === null) return;
       const { what, bytes } = sniffed;
+      const refusal = this.edge.refuse(conn, what.kind);
+      if (refusal !== undefined) {
+        if (refusal.length > 0) await this.answer(conn, refusal);
+        return;
+      }
       switch (what.kind) {
         case "ping":
           await this.answer(
@@ -298,17 +380,18 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
           owned = !await this.#handshakes.accept(conn, bytes);
           return;
         case "http":
+          this.#rawPorts.remember(conn, what.head.host);
           owned = !await serveHttp(this, conn, what, bytes, port);
           return;
         case "connect":
-          // CONNECT and raw ports come with the relay edge; nothing here.
-          await this.answer(conn, UNAVAILABLE);
+          owned = !await serveConnect(this, conn, what, bytes);
           return;
         case "tls":
-          await this.answer(conn, TLS_ALERT);
+          owned = !await serveTls(this, conn, what.hello, bytes, port);
           return;
-        default:
-          return; // XMPP, IRC, Minecraft: not served by this relay
+        default: // XMPP, IRC, Minecraft
+          owned = !serveProtocol(this, conn, what, bytes, port);
+          return;
       }
     } catch (error) {
       if (!isDisconnectError(error)) this.report(error);
@@ -399,6 +482,7 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
 
   #housekeeping(): void {
     const now = this.options.now();
+    this.edge.housekeeping(now);
     const { pingIntervalMs, pingGraceMs } = this.options;
     for (const tunnel of [...this.tunnels]) {
       if (

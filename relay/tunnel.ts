@@ -32,6 +32,8 @@ export interface TunnelHost {
 export interface TunnelSettings extends LinkSettings {
   /** Concurrent streams. */
   maxStreams: number;
+  /** Whether a user may open a stream now (rate limits); absent: yes. */
+  admitStream?: (tunnel: Tunnel, remote: Deno.NetAddr) => boolean;
 }
 
 /** What {@linkcode Tunnel.stats} reports. */
@@ -60,6 +62,7 @@ export class Tunnel extends TunnelLink {
   lingerUntil: number | undefined;
   readonly #host: TunnelHost;
   readonly #maxStreams: number;
+  readonly #admitStream: TunnelSettings["admitStream"];
   #nextSid = 1;
 
   constructor(
@@ -74,19 +77,22 @@ export class Tunnel extends TunnelLink {
     this.features = features;
     this.#host = host;
     this.#maxStreams = settings.maxStreams;
+    this.#admitStream = settings.admitStream;
   }
 
   /**
    * Opens a stream for a user connection: queues the first chunk with the
    * routing headers and the bytes read so far. The caller then attaches
    * the user's connection. Returns null when the tunnel has no room.
+   * `route.tls` marks a user whose TLS the relay terminated (`RTLS: 1`).
    */
   openStream(
-    route: { proto: string; host: string; port: number },
+    route: { proto: string; host: string; port: number; tls?: boolean },
     remote: Deno.NetAddr,
     prefix: Uint8Array,
   ): TunnelStream | null {
     if (this.closed || this.streams.size >= this.#maxStreams) return null;
+    if (this.#admitStream?.(this, remote) === false) return null;
     const sid = this.#allocateSid();
     const stream = this.addStream(sid, route);
     this.sendChunk({
@@ -97,9 +103,15 @@ export class Tunnel extends TunnelLink {
       remoteIp: remote.hostname,
       remotePort: remote.port,
       body: prefix,
+      ...(route.tls === true ? { remoteTls: true } : {}),
     });
     this.sendFirstSkb(sid);
     return stream;
+  }
+
+  /** Closes one stream at once (e.g. idle too long), telling the peer. */
+  abortStream(sid: number): void {
+    this.streams.get(sid)?.abort();
   }
 
   /** A snapshot of the tunnel's counters. */

@@ -68,6 +68,11 @@ export interface ScriptedConnectorOptions {
    * with `EOF: 1RW`.
    */
   onStream?: (stream: ScriptedStream) => void | Promise<void>;
+  /**
+   * Opens the tunnel connection (TLS-wrapped tunnels); by default a plain
+   * `Deno.connect` to 127.0.0.1.
+   */
+  dial?: (port: number) => Promise<Deno.Conn>;
 }
 
 const encoder = new TextEncoder();
@@ -112,7 +117,7 @@ export class ScriptedConnector implements AsyncDisposable {
   readonly #pongWaiters = new Map<string, (chunk: Chunk) => void>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #closed = Promise.withResolvers<void>();
-  #conn!: Deno.TcpConn;
+  #conn!: Deno.Conn;
   #relayFeatures: string[] = [];
   #encoder = new ChunkEncoder();
   #decoder = new ChunkDecoder();
@@ -138,7 +143,7 @@ export class ScriptedConnector implements AsyncDisposable {
 
   /** The tunnel connection's local port (the relay sees it as the remote). */
   get localPort(): number {
-    return this.#conn.localAddr.port;
+    return (this.#conn.localAddr as Deno.NetAddr).port;
   }
 
   /** The latest session id the relay handed out. */
@@ -332,11 +337,16 @@ export class ScriptedConnector implements AsyncDisposable {
     features: string[],
     replace: string | undefined,
   ): Promise<{ response: TunnelResponse; rest: Uint8Array }> {
-    this.#conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: this.#options.port,
-    });
-    this.#conn.setNoDelay(true);
+    if (this.#options.dial !== undefined) {
+      this.#conn = await this.#options.dial(this.#options.port);
+    } else {
+      const tcp = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: this.#options.port,
+      });
+      tcp.setNoDelay(true);
+      this.#conn = tcp;
+    }
     const request: Parameters<typeof encodeTunnelRequest>[0] = {
       kites,
       features,

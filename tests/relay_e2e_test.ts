@@ -793,7 +793,8 @@ Deno.test("serveRelay() answers data for an unknown SID with EOF RW and carries 
 // 10. Shutdown
 
 Deno.test("RelayServer.shutdown() closes listeners, tunnels and streams", async () => {
-  const relay = startRelay({ addKitesLingerMs: 60_000 });
+  // The stream never ends: it is closed when the (short) grace is over.
+  const relay = startRelay({ addKitesLingerMs: 60_000, shutdownGraceMs: 50 });
   const port = portOf(relay);
   const connector = await connect(relay, {
     onStream: async (stream) => void await stream.readAll(),

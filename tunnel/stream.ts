@@ -14,6 +14,11 @@ import { isDisconnectError, writeAll } from "./_io.ts";
 
 /** Report written bytes to the peer at least every this many. */
 const SKB_EVERY_BYTES = 16 * 1024;
+/**
+ * While a backlog is written out, reports of one stream are at least this
+ * far apart (the report when it is written out always goes).
+ */
+const SKB_BACKLOG_INTERVAL_MS = 5;
 /** The endpoint is read in pieces of at most this size. */
 const READ_BUFFER_BYTES = 16 * 1024;
 
@@ -37,6 +42,8 @@ export interface StreamLimits {
   windowBytes: number;
   /** Bytes waiting for the endpoint before the stream is closed. */
   maxBufferBytes: number;
+  /** Clock in milliseconds. */
+  now: () => number;
 }
 
 /**
@@ -95,6 +102,7 @@ export class TunnelStream {
   #prepended = 0;
   #writing = false;
   #reportedKib = 0;
+  #reportedAt = -Infinity;
   /** The peer will send no more: close our write side once flushed. */
   #endWrite = false;
   /** The peer closed the stream: close the endpoint once flushed. */
@@ -353,12 +361,24 @@ export class TunnelStream {
     this.#maybeFinish();
   }
 
-  /** Sends SKB every 16 KiB written, and when the queue drains. */
+  /**
+   * Sends SKB when the queue drains and, while it does not, every 16 KiB
+   * written but at most every `SKB_BACKLOG_INTERVAL_MS`. A backlog written
+   * out fast so gets no report per 16 KiB: when many streams did that at
+   * once, their reports reached a busy peer as one burst, and pagekite.py
+   * kills a tunnel that delivers more than 150 frames in one read.
+   */
   #report(drained: boolean): void {
     const kib = Math.floor(this.#bytesOut / 1024);
     if (kib <= this.#reportedKib) return;
-    if (drained || (kib - this.#reportedKib) * 1024 >= SKB_EVERY_BYTES) {
+    const now = this.#limits.now();
+    if (
+      drained ||
+      ((kib - this.#reportedKib) * 1024 >= SKB_EVERY_BYTES &&
+        now - this.#reportedAt >= SKB_BACKLOG_INTERVAL_MS)
+    ) {
       this.#reportedKib = kib;
+      this.#reportedAt = now;
       this.#link.sendSkb(this.sid, kib);
     }
   }
