@@ -65,7 +65,7 @@ export async function serveHttp(
       port,
       tls: options.tls === true,
     },
-    conn.remoteAddr as Deno.NetAddr,
+    clientAddress(conn, head.headers, port),
     bytes,
   );
   if (stream === null) {
@@ -76,3 +76,26 @@ export async function serveHttp(
   ctx.track(stream.attach(conn));
   return true;
 }
+
+/**
+ * The user's address. Behind a local reverse proxy (a connection from
+ * loopback on a port that is an alias of another, pagekite.py's
+ * `--portalias`), the first `X-Forwarded-For` value is the user.
+ */
+function clientAddress(
+  conn: Deno.Conn,
+  headers: readonly (readonly [string, string])[],
+  port: number,
+): Deno.NetAddr {
+  const remote = conn.remoteAddr as Deno.NetAddr;
+  const local = conn.localAddr as Deno.NetAddr;
+  const loopback = remote.hostname === "127.0.0.1" || remote.hostname === "::1";
+  if (!loopback || local.port === port) return remote;
+  const forwarded = headers.find(([name]) =>
+    name.toLowerCase() === "x-forwarded-for"
+  )?.[1].split(",")[0]?.trim();
+  if (forwarded === undefined || !IP_REGEXP.test(forwarded)) return remote;
+  return { ...remote, hostname: forwarded };
+}
+
+const IP_REGEXP = /^[0-9a-fA-F:.]{2,45}$/;

@@ -473,6 +473,16 @@ Deno.test("relay port aliases route and report the target port", async () => {
   const response = await client.request({ host: "foo.example.com" });
   assert.equal(response.status, 200);
   assert.equal(firsts[0]?.port, 8080);
+  assert.equal(firsts[0]?.remoteIp, "127.0.0.1");
+  // Behind a local reverse proxy on the alias port, X-Forwarded-For is the
+  // user (pagekite.py --portalias).
+  using proxied = await HttpClient.connect(aliasPort);
+  const viaProxy = await proxied.request({
+    host: "foo.example.com",
+    headers: [["X-Forwarded-For", "203.0.113.9, 10.0.0.1"]],
+  });
+  assert.equal(viaProxy.status, 200);
+  assert.equal(firsts[1]?.remoteIp, "203.0.113.9");
 });
 
 Deno.test("relay sources never dial out", async () => {
