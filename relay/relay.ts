@@ -487,7 +487,7 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
     for (const tunnel of [...this.tunnels]) {
       if (
         tunnel.suspectedAt !== undefined &&
-        tunnel.lastReceivedAt > tunnel.suspectedAt
+        tunnel.lastReceivedAt >= tunnel.suspectedAt
       ) {
         tunnel.suspectedAt = undefined; // it answered: alive
       }
