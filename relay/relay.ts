@@ -9,15 +9,11 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
-import {
-  ProtocolError,
-  ProtocolLimitError,
-  sniffConnection,
-  type Sniffed,
-} from "../protocol/mod.ts";
+import type { Sniffed } from "../protocol/mod.ts";
 import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 import type { StreamStats } from "../tunnel/stream.ts";
 import type { RelayContext } from "./_context.ts";
+import { sniffIncoming } from "./_sniffing.ts";
 import { Drain, isOutOfDescriptors, shedOldest } from "./_drain.ts";
 import { RelayEdge } from "./edge.ts";
 import { Handshakes } from "./handshake.ts";
@@ -32,7 +28,7 @@ import {
   type ResolvedRelayOptions,
   resolveRelayOptions,
 } from "./options.ts";
-import { badRequestPage, unavailablePage } from "./pages.ts";
+import { unavailablePage } from "./pages.ts";
 import { Registry } from "./registry.ts";
 import { Tunnel, type TunnelHost, type TunnelStats } from "./tunnel.ts";
 
@@ -405,43 +401,12 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
   async #sniff(
     conn: Deno.Conn,
   ): Promise<{ what: Sniffed; bytes: Uint8Array } | null> {
-    const max = this.options.maxRequestHeadBytes;
-    let bytes: Uint8Array = new Uint8Array(0);
-    const buffer = new Uint8Array(max);
     const timer = setTimeout(
       () => conn[Symbol.dispose](),
       this.options.sniffTimeoutMs,
     );
     try {
-      for (;;) {
-        const n = await conn.read(buffer.subarray(0, max - bytes.length + 1));
-        if (n === null) return null;
-        bytes = concat(bytes, buffer.subarray(0, n));
-        let result;
-        try {
-          result = sniffConnection(bytes, {
-            maxHeadBytes: max,
-            maxHeaders: this.options.maxRequestHeaders,
-          });
-        } catch (error) {
-          if (
-            error instanceof ProtocolError ||
-            error instanceof ProtocolLimitError
-          ) {
-            await this.answer(conn, badRequestPage(error.message));
-            return null;
-          }
-          throw error;
-        }
-        if (result.status === "ok") return { what: result.value, bytes };
-        if (result.status === "unrecognized") {
-          const text = String.fromCharCode(...bytes.subarray(0, 8));
-          if (/^[A-Z]+ /.test(text)) {
-            await this.answer(conn, badRequestPage("Unsupported request"));
-          }
-          return null;
-        }
-      }
+      return await sniffIncoming(this, conn);
     } catch (error) {
       if (isDisconnectError(error)) return null; // gone, or timed out
       throw error;
@@ -508,13 +473,6 @@ class Relay implements RelayServer, TunnelHost, RelayContext {
       }
     }
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function randomHex(bytes: number): string {

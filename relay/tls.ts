@@ -14,18 +14,15 @@ import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import {
-  ProtocolError,
   ProtocolLimitError,
-  sniffConnection,
-  type Sniffed,
   sniffTlsHello,
   type TlsHello,
 } from "../protocol/mod.ts";
 import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
 import type { RelayContext } from "./_context.ts";
+import { sniffIncoming } from "./_sniffing.ts";
 import { UNAVAILABLE } from "./handshake.ts";
 import { serveHttp } from "./http.ts";
-import { badRequestPage } from "./pages.ts";
 import type { Route } from "./routing.ts";
 import type { TlsEndpoint } from "./tls_options.ts";
 import type { Tunnel } from "./tunnel.ts";
@@ -240,7 +237,7 @@ async function terminate(
   let owned = false;
   try {
     await clear.handshake();
-    const sniffed = await sniffCleartext(ctx, clear);
+    const sniffed = await sniffIncoming(ctx, clear);
     if (sniffed === null) return false;
     const { what, bytes: first } = sniffed;
     clearTimeout(timer);
@@ -277,44 +274,6 @@ async function terminate(
   } finally {
     clearTimeout(timer);
     if (!owned) clear.close();
-  }
-}
-
-/** Reads the cleartext until its first bytes say what it is. */
-async function sniffCleartext(
-  ctx: RelayContext,
-  conn: Deno.Conn,
-): Promise<{ what: Sniffed; bytes: Uint8Array } | null> {
-  const max = ctx.options.maxRequestHeadBytes;
-  let bytes: Uint8Array = new Uint8Array(0);
-  const buffer = new Uint8Array(max);
-  for (;;) {
-    const n = await conn.read(buffer.subarray(0, max - bytes.length + 1));
-    if (n === null) return null;
-    bytes = concat(bytes, buffer.subarray(0, n));
-    let result;
-    try {
-      result = sniffConnection(bytes, {
-        maxHeadBytes: max,
-        maxHeaders: ctx.options.maxRequestHeaders,
-      });
-    } catch (error) {
-      if (
-        error instanceof ProtocolError || error instanceof ProtocolLimitError
-      ) {
-        await ctx.answer(conn, badRequestPage(error.message));
-        return null;
-      }
-      throw error;
-    }
-    if (result.status === "ok") return { what: result.value, bytes };
-    if (result.status === "unrecognized") {
-      const text = String.fromCharCode(...bytes.subarray(0, 8));
-      if (/^[A-Z]+ /.test(text)) {
-        await ctx.answer(conn, badRequestPage("Unsupported request"));
-      }
-      return null;
-    }
   }
 }
 
