@@ -677,25 +677,7 @@ export class ScriptedStream {
   }
 }
 
-/** Polls `condition` every `intervalMs` until it holds; throws after `timeoutMs`. */
-export async function waitUntil(
-  condition: () => boolean,
-  what: string,
-  { timeoutMs = 5000, intervalMs = 10 } = {},
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(intervalMs);
-  }
-}
-
-/** Resolves after `ms`. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { delay, waitUntil } from "./_wait.ts";
 
 function tokensOf(results: KiteResult[]): Map<string, string> {
   const tokens = new Map<string, string>();

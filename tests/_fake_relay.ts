@@ -16,6 +16,7 @@ import {
   type TunnelRequest,
   type TunnelResponse,
 } from "../protocol/mod.ts";
+import { waitUntil } from "./_wait.ts";
 
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
@@ -451,25 +452,7 @@ export function closedPort(): number {
   return port;
 }
 
-/** Polls `condition` every `intervalMs` until it holds or time runs out. */
-export async function waitUntil(
-  condition: () => boolean,
-  what: string,
-  { timeoutMs = 5000, intervalMs = 5 } = {},
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(intervalMs);
-  }
-}
-
-/** Resolves after `ms`. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { delay, waitUntil } from "./_wait.ts";
 
 /** Writes every byte. */
 export async function writeAll(
