@@ -16,28 +16,7 @@ const UUID_REGEXP = /^[0-9A-Za-z-]*$/;
 const KITEWIRE_LINK =
   '<a href="https://jsr.io/@kitewire/pagekite"><i>Kitewire</i></a>';
 
-/**
- * The TLS alert a connector sends on an `https` stream it cannot serve
- * (spec §5.2): a fatal `access_denied` alert record, `15 03 03 00 02 02 31`,
- * as pagekite.py sends it.
- *
- * @example Usage
- * ```ts
- * import { TLS_ALERT } from "@kitewire/pagekite/connector";
- * import assert from "node:assert/strict";
- *
- * assert.deepEqual([...TLS_ALERT], [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
- * ```
- */
-export const TLS_ALERT: Readonly<Uint8Array> = Uint8Array.of(
-  0x15,
-  0x03,
-  0x03,
-  0x00,
-  0x02,
-  0x02,
-  0x31,
-);
+export { TLS_ALERT } from "../protocol/mod.ts";
 
 /** What {@linkcode unavailablePage} needs. */
 export interface UnavailablePageOptions {

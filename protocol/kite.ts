@@ -240,7 +240,7 @@ export async function signKiteRequest(
   options: SignKiteRequestOptions = {},
 ): Promise<KiteRequest> {
   const token = kite.token ?? "";
-  const name = copyName(kite);
+  const name = kiteNameOf(kite);
   const payload = kiteSignaturePayload({ ...name, token });
   const signature = await signToken(
     secret,
@@ -382,7 +382,28 @@ function fieldProblem(
   return undefined;
 }
 
-function copyName(kite: KiteName): KiteName {
+/**
+ * The name part of a kite request or result: `proto`, `port`, `domain` and
+ * `salt`, without token, signature or status.
+ *
+ * @param kite A kite request, result, or name.
+ * @returns A new {@linkcode KiteName}.
+ *
+ * @example Usage
+ * ```ts
+ * import { kiteNameOf, parseKiteRequest } from "@kitewire/pagekite/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const request = parseKiteRequest("raw-22:ssh.example.com:abc:t1:s1");
+ * assert.deepEqual(kiteNameOf(request), {
+ *   proto: "raw",
+ *   domain: "ssh.example.com",
+ *   salt: "abc",
+ *   port: 22,
+ * });
+ * ```
+ */
+export function kiteNameOf(kite: KiteName): KiteName {
   const name: KiteName = {
     proto: kite.proto,
     domain: kite.domain,

@@ -362,3 +362,27 @@ function sniffSslV2Hello(
   }
   return ok({ format: "sslv2", length: total });
 }
+
+/**
+ * The TLS alert sent for a TLS connection nobody serves (spec §4.3, §5.2):
+ * a fatal `access_denied` alert record, `15 03 03 00 02 02 31`, as
+ * pagekite.py sends it. Relays send it for a ClientHello without a route,
+ * connectors on an `https` stream they cannot serve.
+ *
+ * @example Usage
+ * ```ts
+ * import { TLS_ALERT } from "@kitewire/pagekite/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual([...TLS_ALERT], [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
+ * ```
+ */
+export const TLS_ALERT: Readonly<Uint8Array> = Uint8Array.of(
+  0x15,
+  0x03,
+  0x03,
+  0x00,
+  0x02,
+  0x02,
+  0x31,
+);

@@ -10,6 +10,7 @@
 import { type AuthAppOptions, checkAuthApps } from "./auth_app.ts";
 import type { StaticKite } from "./kites.ts";
 import { Acl, type AclRule, checkRate, type IpRateLimit } from "./limits.ts";
+import { resolveLimits } from "./_option_limits.ts";
 
 export type { AclRule, AuthAppOptions, IpRateLimit };
 
@@ -94,17 +95,8 @@ export function resolveEdgeOptions(
     tunnelAcl: options.tunnelAcl ?? [],
   } as ResolvedEdgeOptions;
   if (options.ipsPerSec !== undefined) resolved.ipsPerSec = options.ipsPerSec;
-  for (const [name, fallback] of Object.entries(EDGE_LIMITS)) {
-    const value = (options as Record<string, unknown>)[name] ?? fallback;
-    if (
-      typeof value !== "number" || !Number.isSafeInteger(value) || value < 1
-    ) {
-      throw new RangeError(
-        `Cannot serve relay: ${name} ${value} is not a positive integer`,
-      );
-    }
-    (resolved as unknown as Record<string, number>)[name] = value;
-  }
+  resolveLimits(options, EDGE_LIMITS, resolved);
+
   checkAuthApps(resolved.authApps);
   new Acl(resolved.clientAcl, "clientAcl");
   new Acl(resolved.tunnelAcl, "tunnelAcl");

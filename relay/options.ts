@@ -10,6 +10,7 @@ import { checkEdgeOptions } from "./_ports.ts";
 import { type RelayEdgeOptions, resolveEdgeOptions } from "./edge_options.ts";
 import { type RelayTlsOptions, resolveTlsOptions } from "./tls_options.ts";
 import type { StaticKite } from "./kites.ts";
+import { resolveLimits } from "./_option_limits.ts";
 
 /** Where a relay listens. */
 export interface RelayListenOptions {
@@ -319,17 +320,8 @@ export function resolveRelayOptions(
     onListen: options.onListen,
     now: options.now ?? Date.now,
   } as ResolvedRelayOptions;
-  for (const [name, fallback] of Object.entries(LIMITS)) {
-    const value = (options as Record<string, unknown>)[name] ?? fallback;
-    if (
-      typeof value !== "number" || !Number.isSafeInteger(value) || value < 1
-    ) {
-      throw new RangeError(
-        `Cannot serve relay: ${name} ${value} is not a positive integer`,
-      );
-    }
-    (resolved as unknown as Record<string, number>)[name] = value;
-  }
+  resolveLimits(options, LIMITS, resolved);
+
   if (resolved.listen.length === 0) {
     throw new TypeError("Cannot serve relay: 'listen' is empty");
   }

@@ -11,6 +11,7 @@ import {
   checkKiteSignature,
   formatKiteName,
   type KiteName,
+  kiteNameOf,
   type KiteRequest,
   type KiteResult,
   type TunnelRequest,
@@ -125,7 +126,7 @@ export class Registry {
     const results: (KiteResult | undefined)[] = [];
     const verified: { index: number; kite: KiteRequest; key: string }[] = [];
     for (const [index, kite] of request.kites.entries()) {
-      const name = nameOf(kite);
+      const name = kiteNameOf(kite);
       const key = kiteKey(kite.proto, kite.domain, kite.port);
       const invalid = (reason: string): KiteResult => ({
         ...name,
@@ -196,14 +197,14 @@ export class Registry {
         kite.port,
       );
       if (conflict !== undefined && conflict.value !== tunnel) {
-        results[index] = { ...nameOf(kite), status: "duplicate" };
+        results[index] = { ...kiteNameOf(kite), status: "duplicate" };
         this.#suspect(conflict.value);
         continue;
       }
       this.#live.set(key, tunnel);
       tunnel.kites.add(key);
       tunnel.lingerUntil = undefined;
-      results[index] = this.#ok(nameOf(kite));
+      results[index] = this.#ok(kiteNameOf(kite));
     }
     return results as KiteResult[];
   }
@@ -250,14 +251,4 @@ export class Registry {
     tunnel.suspectedAt = this.#settings.now();
     tunnel.ping();
   }
-}
-
-function nameOf(kite: KiteName): KiteName {
-  const name: KiteName = {
-    proto: kite.proto,
-    domain: kite.domain,
-    salt: kite.salt,
-  };
-  if (kite.port !== undefined) name.port = kite.port;
-  return name;
 }

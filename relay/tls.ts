@@ -16,6 +16,7 @@ import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import {
   ProtocolLimitError,
   sniffTlsHello,
+  TLS_ALERT,
   type TlsHello,
 } from "../protocol/mod.ts";
 import { isDisconnectError, writeAll } from "../tunnel/_io.ts";
@@ -26,17 +27,6 @@ import { serveHttp } from "./http.ts";
 import type { Route } from "./routing.ts";
 import type { TlsEndpoint } from "./tls_options.ts";
 import type { Tunnel } from "./tunnel.ts";
-
-/** TLS alert: fatal, access_denied (no route for this name). */
-export const TLS_ALERT: Uint8Array = Uint8Array.of(
-  0x15,
-  0x03,
-  0x03,
-  0x00,
-  0x02,
-  0x02,
-  0x31,
-);
 
 const CONNECT_OK = new TextEncoder().encode(
   "HTTP/1.0 200 Connection Established\r\n\r\n",
