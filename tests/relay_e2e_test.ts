@@ -599,8 +599,15 @@ Deno.test("serveRelay() stops reading a user streamWindowBytes ahead of the conn
   try {
     await waitUntil(() => stream !== undefined, "the stream to open");
     // Until its first SKB arrives the relay reads freely (spec §3.6), so
-    // let that first burst drain before watching.
-    await delay(750);
+    // let that first burst drain before watching (however long a loaded
+    // machine takes).
+    const ahead = (): number =>
+      (relay.stats().streams[0]?.bytesIn ?? 0) - stream!.consumed;
+    await waitUntil(
+      () => ahead() <= streamWindowBytes + 16 * KiB + KiB,
+      "the first burst to drain",
+      { timeoutMs: 10_000 },
+    );
     const started = Date.now();
     let worst = -Infinity;
     while (Date.now() - started < 1500) {
